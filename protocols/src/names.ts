@@ -144,6 +144,19 @@ export function agentDesiredSubject(agentId: string): string {
   return subject('agent', assertSubjectToken(agentId, 'agent id'), 'desired');
 }
 
+/**
+ * Request/reply subject where an agent enrolls with a one-time token (served by every coordinator
+ * in {@link enrollQueueGroup}).
+ */
+export function enrollSubject(): string {
+  return subject('fleet', 'enroll');
+}
+
+/** Queue group of the coordinators answering {@link enrollSubject}. */
+export function enrollQueueGroup(): string {
+  return 'im-v1-enroll';
+}
+
 // ---- federated learning ----------------------------------------------------------------------
 
 /** Where the aggregator sends one selected agent its round task (global weights + settings). */
@@ -159,6 +172,20 @@ export function flUpdateSubject(roundId: string): string {
 /** Wildcard matching the updates of every round: the subject filter of {@link updatesStream}. */
 export function allFlUpdatesSubject(): string {
   return subject('fl', 'round', '*', 'update');
+}
+
+/**
+ * Where the aggregator sends the clients of one round the messages of secure aggregation's later
+ * phases (the roster of advertised keys, each client's inbox of encrypted shares, the unmask
+ * request). Clients subscribe to it for the rounds they take part in.
+ */
+export function flSecureToClientsSubject(roundId: string): string {
+  return subject('fl', 'round', assertSubjectToken(roundId, 'round id'), 'secure', 'down');
+}
+
+/** Where clients of one round send the aggregator their secure aggregation messages. */
+export function flSecureToAggregatorSubject(roundId: string): string {
+  return subject('fl', 'round', assertSubjectToken(roundId, 'round id'), 'secure', 'up');
 }
 
 // ---- audit -----------------------------------------------------------------------------------
@@ -180,9 +207,27 @@ export function desiredStateBucket(): string {
   return store('desired');
 }
 
-/** KV bucket of fleet records (enrolled agents, labels, last heartbeat). */
+/** KV bucket of fleet records (enrolled agents, their identity and labels), keyed by agent id. */
 export function fleetBucket(): string {
   return store('fleet');
+}
+
+/**
+ * Stream capturing every agent's heartbeats ({@link allAgentHeartbeatsSubject}), keeping the last
+ * one per agent: the fleet registry's heartbeat state lives here, not in a coordinator.
+ */
+export function heartbeatsStream(): string {
+  return store('heartbeats');
+}
+
+/** KV bucket of one-time enrollment tokens, keyed by token id. */
+export function enrollmentTokensBucket(): string {
+  return store('enroll_tokens');
+}
+
+/** KV bucket of admin API users (their role and token hash), keyed by user id. */
+export function usersBucket(): string {
+  return store('users');
 }
 
 /** KV bucket of rollouts and their progress (also holds step leases). */

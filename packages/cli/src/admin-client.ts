@@ -227,6 +227,27 @@ export class AdminClient {
     return { size: done, resumedFrom };
   }
 
+  /**
+   * One JSON call of `/api/v1<path>`, the answer validated by `schema`: the building block of the
+   * per-area clients (fleet, rollouts, federated runs).
+   * @example
+   * const agents = await client.request('GET', '/fleet/agents', fleetListSchema);
+   */
+  request<S extends z.ZodType>(
+    method: string,
+    path: string,
+    schema: S,
+    body?: unknown,
+  ): Promise<z.output<S>> {
+    return this.#json(method, path, schema, body);
+  }
+
+  /** A JSON call whose answer has no body worth reading (204, or an acknowledgement). */
+  async send(method: string, path: string, body?: unknown): Promise<void> {
+    const res = await this.#call(method, path, body);
+    await res.body?.cancel();
+  }
+
   async #json<S extends z.ZodType>(
     method: string,
     path: string,
@@ -287,9 +308,11 @@ export class AdminClient {
     const code =
       res.status === 401
         ? ErrorCode.UNAUTHENTICATED
-        : res.status === 404
-          ? ErrorCode.MODEL_NOT_FOUND
-          : ErrorCode.INTERNAL;
+        : res.status === 403
+          ? ErrorCode.FORBIDDEN
+          : res.status === 404
+            ? ErrorCode.MODEL_NOT_FOUND
+            : ErrorCode.INTERNAL;
     return new InferMeshError(
       code,
       `${res.status} ${res.statusText}${text ? `: ${text.slice(0, 200)}` : ''}`,

@@ -12,3 +12,5 @@ export * from './model-metadata.js';
 export * from './error-body.js';
 export * from './registry.js';
 export * from './local-manifest.js';
+export * from './fleet.js';
+export * from './federated.js';
