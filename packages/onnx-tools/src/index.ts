@@ -23,3 +23,5 @@ export {
 export type { MlpClassifier, MlpClassifierOptions } from './builders/mlp.js';
 export { buildMultiIoModel, buildScalarInt64Model, buildIdentityModel } from './builders/signature-models.js';
 export * from './quantize/index.js';
+export { readFloatInitializers, replaceFloatInitializers } from './initializers.js';
+export type { FloatInitializer } from './initializers.js';
