@@ -8,6 +8,8 @@
 export const ErrorCode = {
   INVALID_INPUT: 'INVALID_INPUT',
   MODEL_NOT_FOUND: 'MODEL_NOT_FOUND',
+  /** Anything else that does not exist: an agent, a rollout, a federated run, a token, a user. */
+  NOT_FOUND: 'NOT_FOUND',
   DEADLINE_EXCEEDED: 'DEADLINE_EXCEEDED',
   OVERLOADED: 'OVERLOADED',
   UNAVAILABLE: 'UNAVAILABLE',
@@ -25,6 +27,7 @@ export const ERROR_CODES = Object.values(ErrorCode) as readonly ErrorCode[];
 export const HTTP_STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   INVALID_INPUT: 400,
   MODEL_NOT_FOUND: 404,
+  NOT_FOUND: 404,
   DEADLINE_EXCEEDED: 504,
   OVERLOADED: 503,
   UNAVAILABLE: 503,
@@ -108,5 +111,7 @@ export const invalidInput = (message: string, details?: Record<string, unknown>)
   new InferMeshError(ErrorCode.INVALID_INPUT, message, details ? { details } : {});
 export const modelNotFound = (message: string): InferMeshError =>
   new InferMeshError(ErrorCode.MODEL_NOT_FOUND, message);
+export const notFound = (message: string, details?: Record<string, unknown>): InferMeshError =>
+  new InferMeshError(ErrorCode.NOT_FOUND, message, details ? { details } : {});
 export const deadlineExceeded = (message: string): InferMeshError =>
   new InferMeshError(ErrorCode.DEADLINE_EXCEEDED, message);

@@ -34,6 +34,7 @@ export function classifySyncError(err: unknown): SyncFailure {
         ? refusal(reason as SyncFailureReason, message)
         : refusal('bad-signature', message);
     case ErrorCode.MODEL_NOT_FOUND:
+    case ErrorCode.NOT_FOUND:
       return { kind: 'retry', reason: 'not-found', message };
     case ErrorCode.INTERNAL:
       // The manifest store raises INTERNAL for a stored value that is not a valid manifest.
