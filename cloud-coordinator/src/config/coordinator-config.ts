@@ -33,6 +33,8 @@ export const DEFAULT_METADATA_TIMEOUT_MS = 2_000;
 export const DEFAULT_MAX_ARTIFACT_BYTES = 4 * 1024 * 1024 * 1024;
 /** Shortest admin token accepted (characters): shorter ones are guessable. */
 export const MIN_ADMIN_TOKEN_LENGTH = 16;
+export const DEFAULT_FLEET_STALE_AFTER_MS = 15_000;
+export const DEFAULT_FLEET_OFFLINE_AFTER_MS = 60_000;
 
 export const coordinatorConfigSchema = z
   .object({
@@ -63,12 +65,20 @@ export const coordinatorConfigSchema = z
     maxArtifactBytes: positiveIntSchema.default(DEFAULT_MAX_ARTIFACT_BYTES),
     /** JetStream replicas of the registry's buckets when this coordinator creates them. */
     storeReplicas: numeric(z.number().int().min(1).max(5)).default(1),
+    /** An agent silent for this long is `stale` in the fleet registry (3 heartbeats by default). */
+    fleetStaleAfterMs: positiveIntSchema.default(DEFAULT_FLEET_STALE_AFTER_MS),
+    /** An agent silent for this long is `offline`. */
+    fleetOfflineAfterMs: positiveIntSchema.default(DEFAULT_FLEET_OFFLINE_AFTER_MS),
     logLevel: logLevelSchema,
   })
   .strict()
   .refine((c) => c.ejectionMaxMs >= c.ejectionBaseMs, {
     message: 'must be at least ejectionBaseMs',
     path: ['ejectionMaxMs'],
+  })
+  .refine((c) => c.fleetOfflineAfterMs >= c.fleetStaleAfterMs, {
+    message: 'must be at least fleetStaleAfterMs',
+    path: ['fleetOfflineAfterMs'],
   });
 
 export type CoordinatorConfig = Readonly<z.infer<typeof coordinatorConfigSchema>>;

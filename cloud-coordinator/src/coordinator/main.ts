@@ -16,6 +16,7 @@ import { loadCoordinatorConfig } from '../config/coordinator-config.js';
 import type { CoordinatorConfig, CoordinatorConfigInput } from '../config/coordinator-config.js';
 import type { ConfigSources } from '@infermesh/config';
 import { waitForStopSignal } from '../process-signals.js';
+import { FleetRegistry } from '../fleet/fleet-registry.js';
 import { ModelRegistry } from '../registry/model-registry.js';
 import { loadOrCreatePublisherKey } from '../registry/publisher-key.js';
 import { EjectionList } from '../router/ejection.js';
@@ -32,6 +33,7 @@ export interface CoordinatorNode {
   readonly metrics: RouterMetrics;
   readonly http: HttpEndpoint;
   readonly registry: ModelRegistry;
+  readonly fleet: FleetRegistry;
   /** Leaves the queue groups, finishes the requests being routed, closes everything. */
   stop(): Promise<void>;
 }
@@ -60,6 +62,13 @@ export async function startCoordinatorNode(
     logger,
     publisherKey,
     maxArtifactBytes: config.maxArtifactBytes,
+    replicas: config.storeReplicas,
+  });
+  const fleet = new FleetRegistry({
+    connection,
+    logger,
+    staleAfterMs: config.fleetStaleAfterMs,
+    offlineAfterMs: config.fleetOfflineAfterMs,
     replicas: config.storeReplicas,
   });
   let http: HttpEndpoint;
@@ -102,7 +111,7 @@ export async function startCoordinatorNode(
     timeoutMs: config.metadataTimeoutMs,
     logger,
   });
-  await Promise.all([router.start(), registry.start()]);
+  await Promise.all([router.start(), registry.start(), fleet.start()]);
   relay.start();
   logger.info(
     { admin: http.url, workers: table.size, publisherKey: registry.publicKey },
@@ -116,9 +125,10 @@ export async function startCoordinatorNode(
     metrics,
     http,
     registry,
+    fleet,
     stop() {
       stopping ??= (async () => {
-        await Promise.all([router.stop(config.shutdownTimeoutMs), relay.stop()]);
+        await Promise.all([router.stop(config.shutdownTimeoutMs), relay.stop(), fleet.stop()]);
         await connection.drain();
         await http.close();
         logger.info('coordinator stopped');
