@@ -351,3 +351,18 @@ export function parseDesiredModelKey(key: string): { agentId: string; model: str
   if (agentId === undefined || model === undefined || rest.length > 0) return undefined;
   return KV_TOKEN.test(agentId) && KV_MODEL_NAME.test(model) ? { agentId, model } : undefined;
 }
+
+/** Key of one rollout's record in {@link rolloutsBucket}: `rollout.<id>`. */
+export function rolloutKey(id: string): string {
+  return `rollout.${assertKvKeyToken(id, 'rollout id')}`;
+}
+
+/** Key filter matching every rollout record in {@link rolloutsBucket}: `rollout.*`. */
+export function rolloutKeyFilter(): string {
+  return 'rollout.*';
+}
+
+/** Key of the lease of the coordinator driving one rollout in {@link rolloutsBucket}: `lease.<id>`. */
+export function rolloutLeaseKey(id: string): string {
+  return `lease.${assertKvKeyToken(id, 'rollout id')}`;
+}

@@ -69,7 +69,6 @@ export const enrollmentTokenRecordSchema = z.object({
 });
 export type EnrollmentTokenRecord = z.infer<typeof enrollmentTokenRecordSchema>;
 
-
 /** The text an agent signs with its new key to prove it holds it. */
 export function enrollmentProofText(token: string, publicKey: string): string {
   return `infermesh-enroll-v1\n${token}\n${publicKey}`;
@@ -236,3 +235,48 @@ export const auditEventSchema = z.object({
   requestId: z.string().max(128).optional(),
 });
 export type AuditEvent = z.infer<typeof auditEventSchema>;
+
+// ---- admin API answers (fleet administration) -------------------------------------------------
+
+/** `GET /api/v1/fleet/agents`: one page of agents sorted by id; `nextCursor` is the last id given. */
+export const fleetAgentListSchema = z.object({
+  agents: z.array(fleetAgentSchema),
+  /** Pass as `cursor` to get the next page; absent on the last page. */
+  nextCursor: idSchema.optional(),
+  /** Agents matching the query, over all pages. */
+  total: z.number().int().min(0),
+});
+export type FleetAgentList = z.infer<typeof fleetAgentListSchema>;
+
+/** One enrollment token as `GET /api/v1/tokens` lists it (never its secret). */
+export const enrollmentTokenViewSchema = enrollmentTokenRecordSchema
+  .omit({ secretSha256: true })
+  .extend({ expired: z.boolean(), used: z.boolean() });
+export type EnrollmentTokenView = z.infer<typeof enrollmentTokenViewSchema>;
+
+/** `GET /api/v1/tokens`. */
+export const enrollmentTokenListSchema = z.object({ tokens: z.array(enrollmentTokenViewSchema) });
+export type EnrollmentTokenList = z.infer<typeof enrollmentTokenListSchema>;
+
+/** One admin API user as `GET /api/v1/users` lists it (never the token's hash). */
+export const userViewSchema = userRecordSchema.omit({ secretSha256: true }).extend({ expired: z.boolean() });
+export type UserView = z.infer<typeof userViewSchema>;
+
+/** `GET /api/v1/users`. */
+export const userListSchema = z.object({ users: z.array(userViewSchema) });
+export type UserList = z.infer<typeof userListSchema>;
+
+/** The answer to `POST /api/v1/users`: the user's API token is shown once, never again. */
+export const createUserResponseSchema = z.object({
+  token: z.string(),
+  user: userViewSchema,
+});
+export type CreateUserResponse = z.infer<typeof createUserResponseSchema>;
+
+/** `GET /api/v1/audit`: events oldest first; `nextSince` continues after the last one. */
+export const auditEventListSchema = z.object({
+  events: z.array(auditEventSchema),
+  /** Pass as `since` to read the events after these. */
+  nextSince: z.number().int().min(0),
+});
+export type AuditEventList = z.infer<typeof auditEventListSchema>;

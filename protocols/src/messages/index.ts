@@ -14,3 +14,6 @@ export * from './registry.js';
 export * from './local-manifest.js';
 export * from './fleet.js';
 export * from './federated.js';
+export * from './feedback.js';
+export * from './federated-run.js';
+export * from './rollout.js';

@@ -1,0 +1,312 @@
+/**
+ * Rollout contracts (DESIGN.md section 8): moving one model version across the agents a label
+ * selector picks, through a canary cohort and waves, with a bake and health gates per step and an
+ * automatic rollback.
+ *
+ * Storage layout, for everyone who reads it directly:
+ * - `rolloutsBucket()` (KV): key `rolloutKey(id)` = `rollout.<id>`, value a {@link Rollout} (JSON),
+ *   written only with compare-and-set on the revision (the API and the driving coordinator both
+ *   write it); key `rolloutLeaseKey(id)` = `lease.<id>`, value a {@link RolloutLease} (JSON): the
+ *   coordinator that drives the rollout, until `expiresAt` unless it renews.
+ * - Desired state: the rollout writes `desiredModelKey(agent, model)` with `source: 'rollout'` and
+ *   `setBy: rolloutSetBy(id)`, only where the key is absent or holds another `rollout` value, and
+ *   keeps each touched agent's previous value in its {@link RolloutAgent} entry to restore it.
+ *
+ * Rules the controller follows (see `cloud-coordinator/src/rollout/`):
+ * - Targets are the agents matching the selector at start that are online or stale (not offline,
+ *   not unknown); agents pinned to any version of the model are skipped and listed.
+ * - The canary is `canaryPercent` of the targets (at least one agent); each wave's percent is
+ *   cumulative (`[25, 50, 100]`: a quarter, then half, then all); empty steps are dropped.
+ * - A step writes its cohort's desired state, waits until every agent of the cohort serves the
+ *   version (`readyTimeoutMs`: then it pauses), bakes for `bakeMs`, then evaluates the gates.
+ * - Gates: any failed load in the cohort (a refusal, a failed self-test) fails at once; the
+ *   cohort's error rate over the bake (errors / (requests + errors), from heartbeat counter deltas)
+ *   fails when above `maxErrorRate` and above the rest's rate; its p95 latency fails when above
+ *   `maxP95Ms`. Fewer than `minRequests` in the cohort: the bake goes on up to `maxBakeMs`, then the
+ *   rollout pauses. A failed gate rolls back (or pauses, with `onGateFailure: 'pause'`).
+ * @module
+ */
+import { z } from 'zod';
+import { desiredModelSchema } from './registry.js';
+import { modelNameSchema, modelVersionSchema } from './model-ref.js';
+import { epochMsSchema, labelsSchema } from './primitives.js';
+
+/** Longest history of events kept in a rollout record (the oldest are dropped). */
+export const MAX_ROLLOUT_EVENTS = 200;
+
+/** A rollout id: `ro-` and lowercase letters and digits; usable as a KV key token. */
+export const rolloutIdSchema = z
+  .string()
+  .regex(/^ro-[a-z0-9]{6,40}$/, "must be 'ro-' followed by 6-40 lowercase letters or digits");
+
+/** `setBy` of the desired values a rollout writes. */
+export function rolloutSetBy(id: string): string {
+  return `rollout:${id}`;
+}
+
+/** A percentage of the targets, above 0 and at most 100. */
+const percentSchema = z.number().gt(0).max(100);
+
+/** What happens when a gate fails. */
+export const GATE_FAILURE_ACTIONS = ['rollback', 'pause'] as const;
+export const gateFailureActionSchema = z.enum(GATE_FAILURE_ACTIONS);
+export type GateFailureAction = z.infer<typeof gateFailureActionSchema>;
+
+/** Defaults of a create request. */
+export const ROLLOUT_DEFAULTS = {
+  canaryPercent: 5,
+  waves: [25, 50, 100],
+  /** 10 minutes. */
+  bakeMs: 600_000,
+  maxErrorRate: 0.01,
+  minRequests: 0,
+  /** 10 minutes. */
+  readyTimeoutMs: 600_000,
+  onGateFailure: 'rollback',
+} as const;
+
+/** `POST /api/v1/rollouts`. */
+export const createRolloutRequestSchema = z
+  .object({
+    model: modelNameSchema,
+    version: modelVersionSchema,
+    /** Labels every target must carry (empty: every agent). */
+    selector: labelsSchema.default({}),
+    canaryPercent: percentSchema.default(ROLLOUT_DEFAULTS.canaryPercent),
+    /** Cumulative percentages after the canary, strictly increasing, the last one 100. */
+    waves: z
+      .array(percentSchema)
+      .min(1)
+      .max(20)
+      .default([...ROLLOUT_DEFAULTS.waves])
+      .refine((w) => w.every((p, i) => i === 0 || p > (w[i - 1] as number)), 'must be strictly increasing')
+      .refine((w) => w.at(-1) === 100, 'must end with 100'),
+    /** Time each step bakes once its cohort serves the version, ms. */
+    bakeMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(7 * 24 * 3_600_000)
+      .default(ROLLOUT_DEFAULTS.bakeMs),
+    /** Longest bake while the cohort has fewer than `minRequests` (default 3 x bakeMs), ms. */
+    maxBakeMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(7 * 24 * 3_600_000)
+      .optional(),
+    /** Highest error rate (0..1) of the cohort over the bake. */
+    maxErrorRate: z.number().min(0).max(1).default(ROLLOUT_DEFAULTS.maxErrorRate),
+    /** Highest p95 latency of the cohort over the bake, ms (no latency gate when absent). */
+    maxP95Ms: z.number().positive().optional(),
+    /** Requests (successful and failed) the cohort must see during a bake before it is judged. */
+    minRequests: z.number().int().min(0).default(ROLLOUT_DEFAULTS.minRequests),
+    /** Time a cohort has to serve the version before the rollout pauses, ms. */
+    readyTimeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .max(24 * 3_600_000)
+      .default(ROLLOUT_DEFAULTS.readyTimeoutMs),
+    onGateFailure: gateFailureActionSchema.default(ROLLOUT_DEFAULTS.onGateFailure),
+  })
+  .strict()
+  .refine((r) => r.maxBakeMs === undefined || r.maxBakeMs >= r.bakeMs, {
+    message: 'must be at least bakeMs',
+    path: ['maxBakeMs'],
+  });
+export type CreateRolloutRequest = z.input<typeof createRolloutRequestSchema>;
+/** A create request with its defaults filled: the spec a rollout runs by. */
+export type RolloutSpec = z.output<typeof createRolloutRequestSchema>;
+export const rolloutSpecSchema = createRolloutRequestSchema;
+
+/** Where a rollout stands. `running` and `paused` are live; the others are final. */
+export const ROLLOUT_STATES = ['running', 'paused', 'succeeded', 'rolled_back', 'aborted', 'failed'] as const;
+export const rolloutStateSchema = z.enum(ROLLOUT_STATES);
+export type RolloutState = z.infer<typeof rolloutStateSchema>;
+
+/** True for the states a rollout never leaves. */
+export function isFinalRolloutState(state: RolloutState): boolean {
+  return state !== 'running' && state !== 'paused';
+}
+
+/**
+ * Where the current step stands: `applying` (writing the cohort's desired state), `waiting_ready`
+ * (until the cohort serves the version), `baking`, `rolling_back` (restoring every touched agent),
+ * `done`.
+ */
+export const ROLLOUT_PHASES = ['applying', 'waiting_ready', 'baking', 'rolling_back', 'done'] as const;
+export const rolloutPhaseSchema = z.enum(ROLLOUT_PHASES);
+export type RolloutPhase = z.infer<typeof rolloutPhaseSchema>;
+
+/** One step: the canary (index 0) or a wave. */
+export const rolloutStepSchema = z.object({
+  /** `canary` or `wave`. */
+  kind: z.enum(['canary', 'wave']),
+  /** Cumulative percent of the targets once this step is done. */
+  percent: z.number(),
+  /** The agents this step adds, in order. */
+  agents: z.array(z.string()),
+  startedAt: epochMsSchema.optional(),
+  readyAt: epochMsSchema.optional(),
+  bakeStartedAt: epochMsSchema.optional(),
+  passedAt: epochMsSchema.optional(),
+});
+export type RolloutStep = z.infer<typeof rolloutStepSchema>;
+
+/**
+ * One target agent: `pending` (not written yet), `applied` (desired state names the version),
+ * `ready` (serves it), `failed` (refused it or failed its self-test), `restored` (rolled back),
+ * `skipped` (pinned meanwhile, left alone).
+ */
+export const ROLLOUT_AGENT_STATES = ['pending', 'applied', 'ready', 'failed', 'restored', 'skipped'] as const;
+export const rolloutAgentStateSchema = z.enum(ROLLOUT_AGENT_STATES);
+export type RolloutAgentState = z.infer<typeof rolloutAgentStateSchema>;
+
+/** Counters of the rolled-out version on one agent when its bake began. */
+export const counterSnapshotSchema = z.object({
+  version: modelVersionSchema,
+  requests: z.number().int().nonnegative(),
+  errors: z.number().int().nonnegative(),
+});
+export type CounterSnapshot = z.infer<typeof counterSnapshotSchema>;
+
+/** One target agent of a rollout. */
+export const rolloutAgentSchema = z.object({
+  agentId: z.string(),
+  /** Index of the step that covers it. */
+  step: z.number().int().nonnegative(),
+  state: rolloutAgentStateSchema,
+  /** Its desired value before the rollout wrote it (null: none), once captured. */
+  previous: desiredModelSchema.nullable().optional(),
+  /** True once `previous` is captured (null is a captured "none"). */
+  captured: z.boolean().default(false),
+  appliedAt: epochMsSchema.optional(),
+  /** Why it failed or was skipped. */
+  reason: z.string().max(1024).optional(),
+  /** Counters at the start of the current bake (also kept for the rest). */
+  baseline: counterSnapshotSchema.optional(),
+});
+export type RolloutAgent = z.infer<typeof rolloutAgentSchema>;
+
+/** Health of one group of agents over a bake. */
+export const cohortHealthSchema = z.object({
+  agents: z.number().int().nonnegative(),
+  requests: z.number().int().nonnegative(),
+  errors: z.number().int().nonnegative(),
+  /** errors / (requests + errors); absent without traffic. */
+  errorRate: z.number().optional(),
+  /** Request-weighted mean of the heartbeats' p95 over the bake, ms. */
+  p95Ms: z.number().optional(),
+  /** Agents whose load failed. */
+  failedLoads: z.array(z.string()),
+});
+export type CohortHealth = z.infer<typeof cohortHealthSchema>;
+
+/** Outcome of one gate evaluation: `pass`, `fail`, or `wait` (too little traffic yet). */
+export const gateEvaluationSchema = z.object({
+  step: z.number().int().nonnegative(),
+  at: epochMsSchema,
+  verdict: z.enum(['pass', 'fail', 'wait']),
+  /** Why it failed or waits, one line each. */
+  reasons: z.array(z.string()),
+  cohort: cohortHealthSchema,
+  rest: cohortHealthSchema,
+});
+export type GateEvaluation = z.infer<typeof gateEvaluationSchema>;
+
+/** One entry of a rollout's history. */
+export const rolloutEventSchema = z.object({
+  at: epochMsSchema,
+  /** `created`, `driver`, `step.applied`, `step.ready`, `step.baking`, `gate`, `paused`, ... */
+  type: z.string().min(1).max(64),
+  message: z.string().max(2048),
+  /** The step it concerns. */
+  step: z.number().int().optional(),
+  /** The coordinator instance that wrote it (absent for API calls). */
+  driver: z.string().max(256).optional(),
+  /** The operator, for API calls. */
+  actor: z.string().max(256).optional(),
+  /** Facts about it (a takeover's previous holder and when its lease expired, ...). */
+  details: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
+});
+export type RolloutEvent = z.infer<typeof rolloutEventSchema>;
+
+/** A rollout as stored under `rolloutKey(id)`. */
+export const rolloutSchema = z.object({
+  id: rolloutIdSchema,
+  spec: rolloutSpecSchema,
+  state: rolloutStateSchema,
+  /** Why it is paused, failed, rolled back or aborted. */
+  reason: z.string().max(2048).optional(),
+  /** Index into `steps`. */
+  step: z.number().int().nonnegative(),
+  phase: rolloutPhaseSchema,
+  steps: z.array(rolloutStepSchema),
+  agents: z.array(rolloutAgentSchema),
+  /** Agents matching the selector that were left out, with why (`pinned to 2`, `offline`). */
+  skipped: z.array(z.object({ agentId: z.string(), reason: z.string().max(256) })),
+  lastGate: gateEvaluationSchema.optional(),
+  events: z.array(rolloutEventSchema),
+  /** The coordinator instance driving it now (set by whoever holds the lease). */
+  driver: z.string().max(256).optional(),
+  createdBy: z.string().min(1).max(256),
+  createdAt: epochMsSchema,
+  updatedAt: epochMsSchema,
+  finishedAt: epochMsSchema.optional(),
+});
+export type Rollout = z.infer<typeof rolloutSchema>;
+
+/** The lease of the coordinator driving one rollout (`rolloutLeaseKey(id)`). */
+export const rolloutLeaseSchema = z.object({
+  rolloutId: rolloutIdSchema,
+  /** The coordinator instance holding it (`<coordinatorId>/<random>`: a restart is a new holder). */
+  holder: z.string().min(1).max(256),
+  acquiredAt: epochMsSchema,
+  renewedAt: epochMsSchema,
+  /** Others may take it over after this instant (ms since the epoch). */
+  expiresAt: epochMsSchema,
+});
+export type RolloutLease = z.infer<typeof rolloutLeaseSchema>;
+
+/** One row of `GET /api/v1/rollouts`. */
+export const rolloutSummarySchema = z.object({
+  id: rolloutIdSchema,
+  model: modelNameSchema,
+  version: modelVersionSchema,
+  state: rolloutStateSchema,
+  phase: rolloutPhaseSchema,
+  step: z.number().int().nonnegative(),
+  steps: z.number().int().nonnegative(),
+  /** Agents serving the version / targets. */
+  ready: z.number().int().nonnegative(),
+  targets: z.number().int().nonnegative(),
+  reason: z.string().optional(),
+  createdBy: z.string(),
+  createdAt: epochMsSchema,
+  updatedAt: epochMsSchema,
+});
+export type RolloutSummary = z.infer<typeof rolloutSummarySchema>;
+
+/** `GET /api/v1/rollouts`: newest first. */
+export const rolloutListSchema = z.object({ rollouts: z.array(rolloutSummarySchema) });
+export type RolloutList = z.infer<typeof rolloutListSchema>;
+
+/** The summary row of a rollout. */
+export function summarizeRollout(rollout: Rollout): RolloutSummary {
+  return {
+    id: rollout.id,
+    model: rollout.spec.model,
+    version: rollout.spec.version,
+    state: rollout.state,
+    phase: rollout.phase,
+    step: rollout.step,
+    steps: rollout.steps.length,
+    ready: rollout.agents.filter((a) => a.state === 'ready').length,
+    targets: rollout.agents.length,
+    ...(rollout.reason !== undefined ? { reason: rollout.reason } : {}),
+    createdBy: rollout.createdBy,
+    createdAt: rollout.createdAt,
+    updatedAt: rollout.updatedAt,
+  };
+}
