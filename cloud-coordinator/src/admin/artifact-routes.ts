@@ -10,13 +10,43 @@
  * @module
  */
 import { Hono } from 'hono';
-import { ErrorCode, sha256HexSchema } from '@infermesh/protocols';
+import { ErrorCode, artifactInfoSchema, sha256HexSchema } from '@infermesh/protocols';
 import type { ArtifactInfo } from '@infermesh/protocols';
 import type { StoredArtifact } from '@infermesh/mesh-client';
 import type { Logger } from 'pino';
 import type { ModelRegistry } from '../registry/model-registry.js';
 import { parseRange } from './byte-range.js';
 import { pathParam } from './http-errors.js';
+import { noteAudit, requireRole } from './principal.js';
+import type { AdminEnv } from './principal.js';
+import type { RouteDoc } from './route-doc.js';
+
+/** The documentation of {@link artifactRoutes}. */
+export const ARTIFACT_ROUTE_DOCS: readonly RouteDoc[] = [
+  {
+    method: 'put',
+    path: '/artifacts/{sha256}',
+    summary: 'Upload an artifact (application/octet-stream body, streamed; 201 stored, 200 already there)',
+    role: 'operator',
+    tag: 'artifacts',
+    response: artifactInfoSchema,
+    status: 201,
+  },
+  {
+    method: 'get',
+    path: '/artifacts/{sha256}',
+    summary: 'Download an artifact (Range supported)',
+    role: 'viewer',
+    tag: 'artifacts',
+  },
+  {
+    method: 'head',
+    path: '/artifacts/{sha256}',
+    summary: 'Whether an artifact is stored, and its size',
+    role: 'viewer',
+    tag: 'artifacts',
+  },
+];
 
 /** Headers every answer about a stored artifact carries. */
 function artifactHeaders(artifact: StoredArtifact): Record<string, string> {
@@ -72,13 +102,14 @@ export interface ArtifactRoutesOptions {
 }
 
 /** The artifact routes, to mount under `/api/v1`. */
-export function artifactRoutes(options: ArtifactRoutesOptions): Hono {
+export function artifactRoutes(options: ArtifactRoutesOptions): Hono<AdminEnv> {
   const { registry } = options;
   const log = options.logger.child({ component: 'coordinator.admin.artifacts' });
-  const app = new Hono();
+  const app = new Hono<AdminEnv>();
 
-  app.put('/artifacts/:sha256', async (c) => {
+  app.put('/artifacts/:sha256', requireRole('operator'), async (c) => {
     const sha256 = pathParam(c, 'sha256', sha256HexSchema);
+    noteAudit(c, { action: 'artifact.upload', target: sha256 });
     const lengthHeader = c.req.header('content-length');
     const expectedSize = lengthHeader === undefined ? undefined : Number(lengthHeader);
     const body = c.req.raw.body ?? new ReadableStream<Uint8Array>({ start: (ctl) => ctl.close() });
@@ -91,7 +122,7 @@ export function artifactRoutes(options: ArtifactRoutesOptions): Hono {
     return c.json(answer, created ? 201 : 200);
   });
 
-  app.on(['GET', 'HEAD'], '/artifacts/:sha256', async (c) => {
+  app.on(['GET', 'HEAD'], '/artifacts/:sha256', requireRole('viewer'), async (c) => {
     const sha256 = pathParam(c, 'sha256', sha256HexSchema);
     const artifact = await registry.statArtifact(sha256);
     if (!artifact) {

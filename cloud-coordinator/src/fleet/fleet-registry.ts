@@ -12,19 +12,18 @@
  * @module
  */
 import type { Subscription } from '@nats-io/transport-node';
-import { DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { KvWatchInclude } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import {
   ErrorCode,
   InferMeshError,
+  isInferMeshError,
   agentHeartbeatSchema,
   allAgentHeartbeatsSubject,
   decode,
   fleetBucket,
   fleetRecordSchema,
-  heartbeatsStream,
   notFound,
 } from '@infermesh/protocols';
 import type {
@@ -35,16 +34,15 @@ import type {
   Labels,
   LabelsPatch,
 } from '@infermesh/protocols';
-import { jetstreamCall, openRegistryKv } from '@infermesh/mesh-client';
+import { jetstreamCall, openRegistryKv, registryUnavailable } from '@infermesh/mesh-client';
 import type { MeshConnection } from '@infermesh/mesh-client';
+import { ensureHeartbeatsStream, replayLastHeartbeats } from './heartbeats-stream.js';
 
 import {
   DEFAULT_FLEET_OFFLINE_AFTER_MS,
   DEFAULT_FLEET_STALE_AFTER_MS,
 } from '../config/coordinator-config.js';
 
-/** How long the heartbeats stream keeps an agent's last heartbeat. */
-const HEARTBEAT_MAX_AGE_NS = 7 * 24 * 3_600 * 1e9;
 /** CAS retries of a label update racing another writer. */
 const LABEL_UPDATE_ATTEMPTS = 5;
 
@@ -142,25 +140,28 @@ export class FleetRegistry {
         this.#accept(msg.subject, msg.data, this.#now());
       },
     });
-    await this.#ensureStream();
+    await ensureHeartbeatsStream(this.#connection, this.#replicas);
     this.#kv = await openRegistryKv(this.#connection, fleetBucket(), 'InferMesh fleet records', {
       create: true,
       replicas: this.#replicas,
     });
     await this.#followRecords(this.#kv);
-    await this.#replayHeartbeats();
+    await replayLastHeartbeats(this.#connection, (subject, data, receivedAt) =>
+      this.#accept(subject, data, receivedAt),
+    );
     this.#logger.info(
       { agents: this.size, enrolled: this.#records.size, heartbeats: this.#heartbeats.size },
       'fleet registry ready',
     );
   }
 
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
     this.#subscription?.unsubscribe();
     this.#subscription = undefined;
     this.#watchStop?.();
     this.#watchStop = undefined;
     this.#listeners.clear();
+    return Promise.resolve();
   }
 
   /** Calls `listener` for every accepted heartbeat; returns the unsubscribe function. */
@@ -173,10 +174,8 @@ export class FleetRegistry {
   list(query: FleetQuery = {}): FleetAgent[] {
     const now = this.#now();
     const out: FleetAgent[] = [];
-    for (const id of this.#ids()) {
-      const agent = this.#viewIfMatches(id, query, now);
-      if (agent) out.push(agent);
-    }
+    const matches = this.#matcher(query, now);
+    for (const id of this.#ids()) if (matches(id)) out.push(this.#view(id, now));
     return out;
   }
 
@@ -191,9 +190,10 @@ export class FleetRegistry {
     let total = 0;
     let nextCursor: string | undefined;
     const start = cursor === undefined ? 0 : upperBound(ids, cursor);
+    const matches = this.#matcher(query, now);
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i] as string;
-      if (!this.#matches(id, query, now)) continue;
+      if (!matches(id)) continue;
       total += 1;
       if (i < start) continue;
       if (agents.length < limit) agents.push(this.#view(id, now));
@@ -223,7 +223,7 @@ export class FleetRegistry {
       if (/wrong last sequence|key exists/i.test((cause as Error).message)) {
         throw new InferMeshError(ErrorCode.CONFLICT, `agent ${value.agentId} is already enrolled`, { cause });
       }
-      throw await jetstreamCall('the fleet bucket', () => Promise.reject(cause));
+      throw isInferMeshError(cause) ? cause : registryUnavailable('the fleet bucket', cause);
     }
     this.#setRecord(value);
   }
@@ -274,7 +274,7 @@ export class FleetRegistry {
         return next;
       } catch (cause) {
         if (attempt >= LABEL_UPDATE_ATTEMPTS || !/wrong last sequence/i.test((cause as Error).message)) {
-          throw await jetstreamCall('the fleet bucket', () => Promise.reject(cause));
+          throw isInferMeshError(cause) ? cause : registryUnavailable('the fleet bucket', cause);
         }
       }
     }
@@ -311,14 +311,17 @@ export class FleetRegistry {
     return this.#records.get(id)?.labels ?? this.#heartbeats.get(id)?.heartbeat.labels ?? {};
   }
 
-  #matches(id: string, query: FleetQuery, now: number): boolean {
-    if (query.selector && !matchesSelector(this.#labels(id), query.selector)) return false;
-    if (query.presence && !query.presence.includes(this.#presence(id, now))) return false;
-    return true;
-  }
-
-  #viewIfMatches(id: string, query: FleetQuery, now: number): FleetAgent | undefined {
-    return this.#matches(id, query, now) ? this.#view(id, now) : undefined;
+  /** The query as a predicate over agent ids (the selector's entries read once, not per agent). */
+  #matcher(query: FleetQuery, now: number): (id: string) => boolean {
+    const selector = Object.entries(query.selector ?? {});
+    const presence = query.presence;
+    return (id) => {
+      if (selector.length > 0) {
+        const labels = this.#labels(id);
+        for (const [key, value] of selector) if (labels[key] !== value) return false;
+      }
+      return presence === undefined || presence.includes(this.#presence(id, now));
+    };
   }
 
   #view(id: string, now: number): FleetAgent {
@@ -371,27 +374,6 @@ export class FleetRegistry {
     }
   }
 
-  async #ensureStream(): Promise<void> {
-    const jsm = await jetstreamManager(this.#connection.nc);
-    const name = heartbeatsStream();
-    await jetstreamCall('the heartbeats stream', async () => {
-      try {
-        await jsm.streams.info(name);
-      } catch {
-        await jsm.streams.add({
-          name,
-          description: 'InferMesh agent heartbeats: the last one per agent',
-          subjects: [allAgentHeartbeatsSubject()],
-          retention: RetentionPolicy.Limits,
-          storage: StorageType.File,
-          max_msgs_per_subject: 1,
-          max_age: HEARTBEAT_MAX_AGE_NS,
-          num_replicas: this.#replicas,
-        });
-      }
-    });
-  }
-
   async #followRecords(kv: KV): Promise<void> {
     const watch = await jetstreamCall('the fleet bucket', () =>
       kv.watch({ include: KvWatchInclude.AllHistory }),
@@ -418,23 +400,6 @@ export class FleetRegistry {
       }
     })().catch((err: unknown) => this.#logger.error({ err }, 'fleet record watch ended'));
     await ready;
-  }
-
-  async #replayHeartbeats(): Promise<void> {
-    const js = jetstream(this.#connection.nc);
-    const jsm = await jetstreamManager(this.#connection.nc);
-    const name = heartbeatsStream();
-    const info = await jetstreamCall('the heartbeats stream', () => jsm.streams.info(name));
-    if (info.state.messages === 0) return;
-    const consumer = await jetstreamCall('the heartbeats stream', () =>
-      js.consumers.get(name, { deliver_policy: DeliverPolicy.LastPerSubject }),
-    );
-    const messages = await consumer.consume({ max_messages: 1_000 });
-    for await (const msg of messages) {
-      this.#accept(msg.subject, msg.data, Math.floor(msg.info.timestampNanos / 1e6));
-      if (msg.info.pending === 0) break;
-    }
-    await messages.close();
   }
 }
 

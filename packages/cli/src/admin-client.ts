@@ -7,10 +7,12 @@
  * @module
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { open, rename, rm, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import type { z } from 'zod';
+import { z } from 'zod';
 import {
   ErrorCode,
   InferMeshError,
@@ -52,10 +54,48 @@ export interface UploadSource {
   read(): AsyncIterable<Uint8Array>;
 }
 
-/** Connection settings from flags, falling back to the environment. */
+/** Connection settings from flags, falling back to the environment, then a config file. */
 export interface AdminConnectionFlags {
   url?: string;
   token?: string;
+  /** CLI config file (`{ "url", "token" }`); default $INFERMESH_CLI_CONFIG or ~/.config/infermesh/cli.json. */
+  config?: string;
+}
+
+/** The CLI config file's contents. */
+const cliConfigSchema = z
+  .object({ url: z.string().url().optional(), token: z.string().min(1).optional() })
+  .strict();
+
+/** Where the CLI config file is when neither `--config` nor INFERMESH_CLI_CONFIG says. */
+export function defaultCliConfigPath(env: NodeJS.ProcessEnv = process.env): string {
+  return join(env['HOME'] ?? homedir(), '.config', 'infermesh', 'cli.json');
+}
+
+/** Reads the CLI config file; a missing default file is no error, a missing named one is. */
+function readCliConfig(
+  flags: AdminConnectionFlags,
+  env: NodeJS.ProcessEnv,
+): z.output<typeof cliConfigSchema> {
+  const named = flags.config ?? env['INFERMESH_CLI_CONFIG'];
+  const path = named ?? defaultCliConfigPath(env);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if (named === undefined && (err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw new InferMeshError(
+      ErrorCode.INVALID_INPUT,
+      `cannot read the CLI config ${path}: ${(err as Error).message}`,
+    );
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new InferMeshError(ErrorCode.INVALID_INPUT, `the CLI config ${path} is not JSON`);
+  }
+  return parseOrThrow(cliConfigSchema, json, `CLI config ${path}`);
 }
 
 /** An upload source over a file. */
@@ -94,10 +134,16 @@ export class AdminClient {
     this.#token = token;
   }
 
-  /** A client from `--url`/`--token`, else INFERMESH_URL/INFERMESH_TOKEN, else the local default. */
+  /**
+   * A client from `--url`/`--token`, else INFERMESH_URL/INFERMESH_TOKEN, else the CLI config file
+   * (`--config`, INFERMESH_CLI_CONFIG, ~/.config/infermesh/cli.json), else the local default.
+   */
   static fromFlags(flags: AdminConnectionFlags, env: NodeJS.ProcessEnv = process.env): AdminClient {
-    const url = flags.url ?? env['INFERMESH_URL'] ?? DEFAULT_ADMIN_URL;
-    const token = flags.token ?? env['INFERMESH_TOKEN'];
+    const fromEnv = { url: env['INFERMESH_URL'] || undefined, token: env['INFERMESH_TOKEN'] || undefined };
+    const needFile = (flags.url ?? fromEnv.url) === undefined || (flags.token ?? fromEnv.token) === undefined;
+    const file = needFile || flags.config !== undefined ? readCliConfig(flags, env) : {};
+    const url = flags.url ?? fromEnv.url ?? file.url ?? DEFAULT_ADMIN_URL;
+    const token = flags.token ?? fromEnv.token ?? file.token;
     return new AdminClient(url, token === '' ? undefined : token);
   }
 

@@ -30,7 +30,11 @@ import { ProgressBar, formatByteCount } from '../progress.js';
 export function withAdminFlags(command: Command): Command {
   return command
     .option('--url <url>', 'admin API of a coordinator (default $INFERMESH_URL or http://127.0.0.1:8090)')
-    .option('--token <token>', 'admin bearer token (default $INFERMESH_TOKEN)');
+    .option('--token <token>', 'admin bearer token (default $INFERMESH_TOKEN)')
+    .option(
+      '--config <file>',
+      'CLI config { "url", "token" } (default $INFERMESH_CLI_CONFIG or ~/.config/infermesh/cli.json)',
+    );
 }
 
 /** `name` or `name@version`, validated. */
