@@ -5,6 +5,7 @@
 import { dataPlaneSuite } from './data-plane.js';
 import { edgeSuite } from './edge.js';
 import { federatedSuite } from './federated.js';
+import { fleetSuite } from './fleet.js';
 import { quantizeSuite } from './quantize.js';
 import { syncSuite } from './sync.js';
 
@@ -14,4 +15,5 @@ export const SUITES: Record<string, () => Promise<boolean>> = {
   'data-plane': dataPlaneSuite,
   federated: federatedSuite,
   sync: syncSuite,
+  fleet: fleetSuite,
 };
