@@ -20,9 +20,15 @@ import { ModelRepository } from './models/model-repository.js';
 import { CloudOffload } from './offload/cloud-offload.js';
 import { InferenceRouter } from './offload/inference-router.js';
 import { ModelSync } from './sync/model-sync.js';
+import { ExampleStore } from './federated/example-store.js';
+import { FederatedMetrics } from './federated/federated-metrics.js';
+import { RoundClient } from './federated/round-client.js';
+import { RoundTrainers } from './federated/round-trainers.js';
 
 /** Where the repository keeps which version serves, across restarts (a hidden file: not a model). */
 export const SERVING_SELECTION_FILE = '.serving.json';
+/** Default home of the feedback examples, inside the models directory (hidden: not a model). */
+export const FEEDBACK_DIR = '.feedback';
 
 export const AGENT_VERSION: string = (
   JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -40,6 +46,10 @@ export class Agent {
   readonly sync: ModelSync | undefined;
   /** The heartbeat, when the agent was given a NATS server. */
   readonly heartbeat: HeartbeatPublisher | undefined;
+  /** Labelled examples for federated training (`POST /v1/feedback`, `trainingData` files). */
+  readonly examples: ExampleStore;
+  /** The federated-learning client, when the agent was given a NATS server. */
+  readonly federated: RoundClient | undefined;
   readonly #log: Logger;
   readonly #startedAt = new Date();
   #server: ServerType | undefined;
@@ -116,10 +126,35 @@ export class Agent {
       this.heartbeat = new HeartbeatPublisher({
         agentId: config.id,
         intervalMs: config.heartbeatIntervalMs,
-        build: () => heartbeat.build(),
+        // The fleet identity's labels (enrolled ones, else configured) ride in every heartbeat.
+        build: async () => ({
+          ...(await heartbeat.build()),
+          ...(Object.keys(config.labels).length > 0 ? { labels: config.labels } : {}),
+        }),
         logger,
       });
     }
+    this.examples = new ExampleStore({
+      dir: config.feedbackDir ?? join(config.modelsDir, FEEDBACK_DIR),
+      maxExamplesPerModel: config.feedbackMaxExamples,
+      trainingData: config.trainingData,
+      logger,
+    });
+    this.federated =
+      config.nats === undefined
+        ? undefined
+        : new RoundClient({
+            agentId: config.id,
+            trainers: new RoundTrainers({
+              modelsDir: config.modelsDir,
+              repository: this.repository,
+              store: this.examples,
+              session: { backend: config.backend },
+              logger,
+            }),
+            metrics: new FederatedMetrics(this.metrics.registry),
+            logger,
+          });
     this.router = new InferenceRouter({
       repository: this.repository,
       cloud: this.cloud,
@@ -137,6 +172,8 @@ export class Agent {
       cloud: this.cloud,
       sync: this.sync,
       heartbeat: this.heartbeat,
+      examples: this.examples,
+      federated: this.federated,
       metrics: this.metrics,
       logger,
       startedAt: this.#startedAt,
@@ -161,6 +198,7 @@ export class Agent {
     this.cloud?.onConnected((connection) => {
       this.sync?.attach(connection);
       this.heartbeat?.attach(connection);
+      this.federated?.attach(connection);
     });
     const fetch = async (request: Request): Promise<Response> => {
       this.#inFlight += 1;
@@ -192,7 +230,7 @@ export class Agent {
     this.#draining = true;
     this.#log.info({ inFlight: this.#inFlight }, 'shutting down');
     // No new versions while shutting down (downloads in progress keep their partial files).
-    const syncStopped = Promise.all([this.sync?.stop(), this.heartbeat?.stop()]);
+    const syncStopped = Promise.all([this.sync?.stop(), this.heartbeat?.stop(), this.federated?.stop()]);
     const server = this.#server;
     const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
     if ('closeIdleConnections' in (server ?? {}))

@@ -5,6 +5,7 @@
  * @module
  */
 import { z } from 'zod';
+import { labelsSchema } from '@infermesh/protocols';
 import { parsePublicKey } from '@infermesh/mesh-client';
 import {
   envVarNames,
@@ -33,6 +34,42 @@ export const DEFAULT_OFFLOAD_TIMEOUT_MS = 30_000; // deadline of offloaded reque
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 5_000;
 export const DEFAULT_SYNC_KEEP_VERSIONS = 2; // the serving version and the one before it (rollback)
 export const DEFAULT_SYNC_IDLE_TIMEOUT_MS = 15_000; // a download receiving nothing this long is retried
+
+/** Labels as an object in the file, or `key=value` pairs separated by commas from flags and environment. */
+const labelsSettingSchema = z.preprocess((value) => {
+  if (typeof value !== 'string') return value;
+  const pairs = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  const entries = pairs.map((pair): [string, string | undefined] => [
+    pair.split('=')[0] ?? '',
+    pair.includes('=') ? pair.slice(pair.indexOf('=') + 1) : undefined,
+  ]);
+  return Object.fromEntries(entries);
+}, labelsSchema);
+
+export const DEFAULT_FEEDBACK_MAX_EXAMPLES = 10_000; // labelled examples kept per model
+
+/** Training data files: an object in the file, `model=path` items from flags (or comma-separated in the environment). */
+const trainingDataSettingSchema = z.preprocess(
+  (value) => {
+    const items: unknown = typeof value === 'string' ? value.split(',') : value;
+    if (!Array.isArray(items)) return value;
+    const entries = (items as unknown[])
+      .map((item) => String(item).trim())
+      .filter((item) => item !== '')
+      .map((item): [string, string] => {
+        const at = item.indexOf('=');
+        return at < 0 ? [item, ''] : [item.slice(0, at), item.slice(at + 1)];
+      });
+    return Object.fromEntries(entries);
+  },
+  z.record(
+    z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'a model name'),
+    z.string().min(1, 'a file path'),
+  ),
+);
 
 export const agentConfigSchema = z
   .object({
@@ -74,6 +111,21 @@ export const agentConfigSchema = z
     /** A model download that receives nothing for this long is abandoned and resumed (ms). */
     syncIdleTimeoutMs: positiveIntSchema.default(DEFAULT_SYNC_IDLE_TIMEOUT_MS),
     logLevel: logLevelSchema,
+    /**
+     * One-time enrollment token (`infermesh tokens create`): on first start the agent enrolls with
+     * it and is known by the enrolled id and labels from then on (with `nats`). Unused once enrolled.
+     */
+    enrollToken: z.string().min(1).max(256).optional(),
+    /** The agent's key pair and enrolled id (mode 0600); default `<modelsDir>/../identity.json`. */
+    identityFile: z.string().min(1).optional(),
+    /** Labels reported in heartbeats (`site=x,hw=y`); enrolled labels replace the same keys. */
+    labels: labelsSettingSchema.default({}),
+    /** Where `POST /v1/feedback` keeps labelled examples, one JSONL file per model; default `<modelsDir>/.feedback`. */
+    feedbackDir: z.string().min(1).optional(),
+    /** Labelled examples kept per model; past it the oldest are dropped. */
+    feedbackMaxExamples: positiveIntSchema.default(DEFAULT_FEEDBACK_MAX_EXAMPLES),
+    /** Local labelled-example files (JSONL) per model for federated training: `{ "spam": "/data/spam.jsonl" }`. */
+    trainingData: trainingDataSettingSchema.default({}),
   })
   .strict();
 

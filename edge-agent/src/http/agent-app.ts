@@ -19,6 +19,9 @@ import { apiKeyMiddleware } from './api-key.js';
 import { bodySizeLimit } from './body-size-limit.js';
 import { errorResponse, failureOf, handleError } from './error-boundary.js';
 import { registerOipRoutes } from './oip-routes.js';
+import { registerFeedbackRoutes } from './feedback-routes.js';
+import type { ExampleStore } from '../federated/example-store.js';
+import type { RoundClient } from '../federated/round-client.js';
 
 const HEALTH_PATHS = new Set(['/v2/health/live', '/v2/health/ready']);
 
@@ -31,6 +34,10 @@ export interface AgentAppContext {
   /** Model sync with the registry (agents with a NATS server). */
   sync?: ModelSync | undefined;
   heartbeat?: HeartbeatPublisher | undefined;
+  /** Labelled examples for federated training (`POST /v1/feedback`). */
+  examples?: ExampleStore | undefined;
+  /** The federated-learning client (agents with a NATS server). */
+  federated?: RoundClient | undefined;
   metrics: AgentMetrics;
   logger: Logger;
   startedAt: Date;
@@ -92,6 +99,14 @@ export function createAgentApp(ctx: AgentAppContext): Hono {
     isReady: () => ctx.isStarted() && !ctx.isDraining(),
   });
 
+  if (ctx.examples) {
+    registerFeedbackRoutes(app, {
+      repository: ctx.repository,
+      store: ctx.examples,
+      maxBodyBytes: ctx.config.maxBodyBytes,
+    });
+  }
+
   app.get('/metrics', async (c) => {
     const { contentType, body } = await ctx.metrics.exposition();
     return c.body(body, 200, { 'content-type': contentType });
@@ -115,6 +130,7 @@ export function createAgentApp(ctx: AgentAppContext): Hono {
         ctx.cloud === undefined
           ? { configured: false }
           : { configured: true, connected: ctx.cloud.connected, breaker: ctx.cloud.breaker.state },
+      ...(ctx.federated ? { federated: ctx.federated.status() } : {}),
       memory: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed, externalBytes: memory.external },
     });
   });

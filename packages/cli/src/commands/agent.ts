@@ -3,6 +3,7 @@
  * `INFERMESH_*` environment variables or these flags, in increasing precedence.
  * @module
  */
+import { InvalidArgumentError } from 'commander';
 import type { Command } from 'commander';
 import { runAgentProcess } from '@infermesh/edge-agent';
 
@@ -30,6 +31,14 @@ interface AgentFlags {
   watchIntervalMs?: string;
   shutdownTimeoutMs?: string;
   logLevel?: string;
+  enrollToken?: string;
+  identityFile?: string;
+  labels?: string;
+  enrollOnly?: boolean;
+  enrollTimeoutMs?: string;
+  feedbackDir?: string;
+  feedbackMaxExamples?: string;
+  trainingData?: string[];
 }
 
 export function registerAgent(program: Command): void {
@@ -65,12 +74,43 @@ export function registerAgent(program: Command): void {
     .option('--watch-interval-ms <ms>', 'how often the models directory is scanned (default 500)')
     .option('--shutdown-timeout-ms <ms>', 'longest wait for requests in flight on SIGTERM (default 10000)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (default info)')
+    .option('--enroll-token <token>', 'one-time enrollment token: enroll on first start (needs --nats)')
+    .option(
+      '--identity-file <file>',
+      "the agent's key pair and enrolled id (default <models-dir>/../identity.json)",
+    )
+    .option('--labels <pairs>', 'labels reported in heartbeats, key=value,... (enrolled labels win)')
+    .option('--enroll-only', 'enroll (unless enrolled already), write the identity file and exit')
+    .option(
+      '--enroll-timeout-ms <ms>',
+      'with --enroll-only: give up enrolling after this long (default: never)',
+    )
+    .option(
+      '--feedback-dir <dir>',
+      'where POST /v1/feedback keeps labelled examples (default <models-dir>/.feedback)',
+    )
+    .option(
+      '--feedback-max-examples <n>',
+      'labelled examples kept per model; the oldest are dropped past it (default 10000)',
+    )
+    .option(
+      '--training-data <model=file...>',
+      'local labelled examples (JSONL, one {"inputs":{...},"label":n} per line) for federated training',
+    )
     .action(async (flags: AgentFlags) => {
-      const { config, trustedPublisherKey, ...settings } = flags;
+      const { config, trustedPublisherKey, enrollOnly, enrollTimeoutMs, ...settings } = flags;
+      const timeoutMs = enrollTimeoutMs === undefined ? undefined : Number(enrollTimeoutMs);
+      if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs > 0)) {
+        throw new InvalidArgumentError(
+          `--enroll-timeout-ms must be a whole number above 0, not '${enrollTimeoutMs}'`,
+        );
+      }
       await runAgentProcess({
         configFile: config,
         flags: { ...settings, trustedPublisherKeys: trustedPublisherKey },
         env: process.env,
+        enrollOnly,
+        enrollTimeoutMs: timeoutMs,
       });
     });
 }
