@@ -64,6 +64,7 @@ export async function startCoordinator(
   natsUrl: string,
   id: string,
   extraArgs: readonly string[] = [],
+  env: Record<string, string> = {},
 ): Promise<StartedCoordinator> {
   const port = await freePort();
   const process = await startCli(
@@ -71,7 +72,7 @@ export async function startCoordinator(
     {
       readyPattern: /"msg":"coordinator ready"/,
       startTimeoutMs: START_TIMEOUT_MS,
-      env: { INFERMESH_ADMIN_TOKEN: E2E_ADMIN_TOKEN },
+      env: { INFERMESH_ADMIN_TOKEN: E2E_ADMIN_TOKEN, ...env },
     },
   );
   return { process, adminUrl: `http://127.0.0.1:${port}` };

@@ -35,6 +35,10 @@ export const DEFAULT_MAX_ARTIFACT_BYTES = 4 * 1024 * 1024 * 1024;
 export const MIN_ADMIN_TOKEN_LENGTH = 16;
 export const DEFAULT_FLEET_STALE_AFTER_MS = 15_000;
 export const DEFAULT_FLEET_OFFLINE_AFTER_MS = 60_000;
+/** Time between two steps of the rollout controller. */
+export const DEFAULT_ROLLOUT_TICK_INTERVAL_MS = 1_000;
+/** Time a coordinator's lease on a rollout lasts without renewal (then another may drive it). */
+export const DEFAULT_ROLLOUT_LEASE_TTL_MS = 15_000;
 
 export const coordinatorConfigSchema = z
   .object({
@@ -69,6 +73,14 @@ export const coordinatorConfigSchema = z
     fleetStaleAfterMs: positiveIntSchema.default(DEFAULT_FLEET_STALE_AFTER_MS),
     /** An agent silent for this long is `offline`. */
     fleetOfflineAfterMs: positiveIntSchema.default(DEFAULT_FLEET_OFFLINE_AFTER_MS),
+    /** Time between two ticks of the rollout controller. */
+    rolloutTickIntervalMs: positiveIntSchema.default(DEFAULT_ROLLOUT_TICK_INTERVAL_MS),
+    /** Lease of the coordinator driving a rollout; renewed every tick, so well above the tick. */
+    rolloutLeaseTtlMs: positiveIntSchema.default(DEFAULT_ROLLOUT_LEASE_TTL_MS),
+    /** Lifetime of a federated run's driver lease: a dead driver's run is taken over after it. */
+    flLeaseTtlMs: positiveIntSchema.default(10_000),
+    /** How often the coordinator looks for federated runs nobody drives. */
+    flScanIntervalMs: positiveIntSchema.default(2_000),
     logLevel: logLevelSchema,
   })
   .strict()

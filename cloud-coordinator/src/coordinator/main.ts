@@ -9,7 +9,11 @@ import pino from 'pino';
 import type { Logger } from 'pino';
 import { connectMesh } from '@infermesh/mesh-client';
 import type { MeshConnection } from '@infermesh/mesh-client';
+import { AuditLog } from '../admin/audit-log.js';
 import { createCoordinatorApp } from '../admin/coordinator-app.js';
+import { UsersStore } from '../admin/users-store.js';
+import { EnrollmentResponder } from '../fleet/enrollment-responder.js';
+import { EnrollmentTokenStore } from '../fleet/enrollment-tokens.js';
 import { startHttpEndpoint } from '../admin/http-server.js';
 import type { HttpEndpoint } from '../admin/http-server.js';
 import { loadCoordinatorConfig } from '../config/coordinator-config.js';
@@ -17,7 +21,11 @@ import type { CoordinatorConfig, CoordinatorConfigInput } from '../config/coordi
 import type { ConfigSources } from '@infermesh/config';
 import { waitForStopSignal } from '../process-signals.js';
 import { FleetRegistry } from '../fleet/fleet-registry.js';
+import { FederatedService } from '../federated/federated-service.js';
+import { FEDERATED_ROUTE_DOCS, federatedRoutes } from '../federated/federated-routes.js';
 import { ModelRegistry } from '../registry/model-registry.js';
+import { openRollouts } from '../rollout/rollouts-node.js';
+import type { RolloutsNode } from '../rollout/rollouts-node.js';
 import { loadOrCreatePublisherKey } from '../registry/publisher-key.js';
 import { EjectionList } from '../router/ejection.js';
 import { MetadataRelay } from '../router/metadata-relay.js';
@@ -71,8 +79,35 @@ export async function startCoordinatorNode(
     offlineAfterMs: config.fleetOfflineAfterMs,
     replicas: config.storeReplicas,
   });
+  const users = new UsersStore({ connection, logger, replicas: config.storeReplicas });
+  const enrollmentTokens = new EnrollmentTokenStore({ connection, logger, replicas: config.storeReplicas });
+  const audit = new AuditLog({ connection, replicas: config.storeReplicas });
+  const enrollment = new EnrollmentResponder({ connection, tokens: enrollmentTokens, fleet, logger });
+  const federated = new FederatedService({
+    connection,
+    registry,
+    fleet,
+    logger,
+    coordinatorId: config.id,
+    replicas: config.storeReplicas,
+    leaseTtlMs: config.flLeaseTtlMs,
+    scanIntervalMs: config.flScanIntervalMs,
+  });
   let http: HttpEndpoint;
+  let rollouts: RolloutsNode;
   try {
+    // Before the HTTP endpoint: user tokens are checked, and mutations audited, from the first call.
+    await Promise.all([users.start(), enrollmentTokens.start(), audit.start()]);
+    rollouts = await openRollouts({
+      connection,
+      fleet,
+      manifestOf: (model, version) => registry.getManifest(model, version),
+      coordinatorId: config.id,
+      tickIntervalMs: config.rolloutTickIntervalMs,
+      leaseTtlMs: config.rolloutLeaseTtlMs,
+      replicas: config.storeReplicas,
+      logger,
+    });
     http = await startHttpEndpoint(
       createCoordinatorApp({
         coordinatorId: config.id,
@@ -82,12 +117,21 @@ export async function startCoordinatorNode(
         natsState: () => connection.state,
         adminToken: config.adminToken,
         modelRegistry: registry,
+        fleet,
+        users,
+        enrollmentTokens,
+        audit,
         logger,
+        extraRoutes: [
+          { routes: federatedRoutes({ federated }), docs: FEDERATED_ROUTE_DOCS },
+          rollouts.routes,
+        ],
       }),
       config.host,
       config.port,
     );
   } catch (err) {
+    await users.stop();
     await connection.close();
     throw err;
   }
@@ -112,7 +156,10 @@ export async function startCoordinatorNode(
     logger,
   });
   await Promise.all([router.start(), registry.start(), fleet.start()]);
+  await federated.start();
   relay.start();
+  enrollment.start();
+  rollouts.controller.start();
   logger.info(
     { admin: http.url, workers: table.size, publisherKey: registry.publicKey },
     'coordinator ready',
@@ -128,7 +175,15 @@ export async function startCoordinatorNode(
     fleet,
     stop() {
       stopping ??= (async () => {
-        await Promise.all([router.stop(config.shutdownTimeoutMs), relay.stop(), fleet.stop()]);
+        await Promise.all([
+          router.stop(config.shutdownTimeoutMs),
+          relay.stop(),
+          enrollment.stop(),
+          users.stop(),
+          federated.stop(),
+        ]);
+        await rollouts.controller.stop();
+        await fleet.stop();
         await connection.drain();
         await http.close();
         logger.info('coordinator stopped');

@@ -8,13 +8,18 @@ import { Command, CommanderError } from 'commander';
 import { isInferMeshError } from '@infermesh/protocols';
 import { CLI_VERSION } from './version.js';
 import { registerAgent } from './commands/agent.js';
+import { registerAudit } from './commands/audit.js';
 import { registerCoordinator } from './commands/coordinator.js';
 import { registerFleet } from './commands/fleet.js';
+import { registerFl } from './commands/fl.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerKeys } from './commands/keys.js';
 import { registerModels } from './commands/models.js';
 import { registerQuantize } from './commands/quantize.js';
+import { registerRollout } from './commands/rollout.js';
+import { registerTokens } from './commands/tokens.js';
 import { registerUp } from './commands/up.js';
+import { registerUsers } from './commands/users.js';
 import { registerWorker } from './commands/worker.js';
 
 /** Builds the command tree. Exported for tests. */
@@ -37,7 +42,12 @@ export function createProgram(): Command {
   registerQuantize(program);
   registerModels(program);
   registerFleet(program);
+  registerFl(program);
+  registerRollout(program);
   registerKeys(program);
+  registerTokens(program);
+  registerUsers(program);
+  registerAudit(program);
   return program;
 }
 

@@ -48,7 +48,12 @@ export {
 export type { WaitBounds } from './guard.js';
 export { abortError, bounded, boundedSleep, deadlineError } from './guard.js';
 export type { RegistryStoreOptions } from './registry-buckets.js';
-export { jetstreamCall, openRegistryKv, openRegistryObjectStore, registryUnavailable } from './registry-buckets.js';
+export {
+  jetstreamCall,
+  openRegistryKv,
+  openRegistryObjectStore,
+  registryUnavailable,
+} from './registry-buckets.js';
 export type { PublisherKeyPair, UnsignedManifest } from './manifest-signature.js';
 export {
   generatePublisherKeyPair,

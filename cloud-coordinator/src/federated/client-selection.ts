@@ -1,0 +1,93 @@
+/**
+ * Which agents take part in a round, and handing them their tasks. Eligible: online agents whose
+ * last heartbeat lists the run's model as loaded and ready. Selection is a seeded shuffle of the
+ * eligible ids (sorted first, so the same fleet, seed, round and attempt give the same clients:
+ * runs are reproducible) cut to `clientsPerRound`. Each selected agent gets its task by request
+ * on `flRoundTaskSubject(agentId)` and must answer at once; no answer, an error or a refusal
+ * counts as not accepted.
+ * @module
+ */
+import type { Logger } from 'pino';
+import {
+  decode,
+  encode,
+  flRoundTaskSchema,
+  flRoundTaskSubject,
+  flTaskReplySchema,
+} from '@infermesh/protocols';
+import type { AgentPresence, FleetAgent, FlRoundTask, Labels } from '@infermesh/protocols';
+import type { MeshConnection } from '@infermesh/mesh-client';
+
+/** How long an agent has to answer a task (it answers before training). */
+export const DEFAULT_TASK_REPLY_TIMEOUT_MS = 3_000;
+
+/** What the rounds read of the fleet registry. */
+export interface FleetView {
+  list(query?: { selector?: Labels; presence?: readonly AgentPresence[] }): FleetAgent[];
+}
+
+/** Online agents that serve `model` (any version) and report it ready, sorted by id. */
+export function eligibleAgents(fleet: FleetView, model: string): string[] {
+  return fleet
+    .list({ presence: ['online'] })
+    .filter((a) => a.heartbeat?.models.some((m) => m.name === model && m.state === 'ready') ?? false)
+    .map((a) => a.agentId)
+    .sort();
+}
+
+/** mulberry32: a small seeded generator, enough for a fair shuffle. */
+function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Up to `count` of `candidates`, chosen by a shuffle seeded with (seed, round, attempt). */
+export function selectClients(
+  candidates: readonly string[],
+  count: number,
+  seed: number,
+  round: number,
+  attempt: number,
+): string[] {
+  const random = seededRandom((seed ^ Math.imul(round, 0x9e3779b1) ^ Math.imul(attempt, 0x85ebca6b)) >>> 0);
+  const order = [...candidates].sort();
+  for (let i = order.length - 1; i > 0; i -= 1) {
+    const j = Math.floor(random() * (i + 1));
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  return order.slice(0, count);
+}
+
+/** Sends `task` (with each agent's own part) to the agents; resolves with those that accepted. */
+export async function sendTasks(
+  connection: MeshConnection,
+  agents: readonly string[],
+  task: (agentId: string) => FlRoundTask,
+  timeoutMs: number,
+  logger: Logger,
+): Promise<string[]> {
+  const answers = await Promise.all(
+    agents.map(async (agentId) => {
+      try {
+        const reply = await connection.nc.request(
+          flRoundTaskSubject(agentId),
+          encode(flRoundTaskSchema, task(agentId), 'round task'),
+          { timeout: timeoutMs },
+        );
+        const answer = decode(flTaskReplySchema, reply.data, 'task reply');
+        if (!answer.accepted) logger.info({ agentId, reason: answer.reason }, 'agent refused the round task');
+        return answer.accepted ? agentId : undefined;
+      } catch (err) {
+        logger.info({ agentId, err: (err as Error).message }, 'agent did not take the round task');
+        return undefined;
+      }
+    }),
+  );
+  return answers.filter((a): a is string => a !== undefined);
+}

@@ -1,0 +1,257 @@
+/**
+ * Drives one federated run while this coordinator holds its lease: loads the base model, the
+ * held-out data and the global weights of the last closed round, evaluates the base once, then
+ * runs the remaining rounds (retrying a round that gets too few clients, then failing the run),
+ * evaluates and records each closed round, and at the end registers the trained version. The
+ * lease is renewed in the background; losing it, or the operator's stop, ends the drive at once
+ * (a stopped run keeps the weights of its last closed round and registers them only when asked).
+ * @module
+ */
+import type { Logger } from 'pino';
+import { ErrorCode, isInferMeshError } from '@infermesh/protocols';
+import type { FlEvaluation, FlRunRecord, LabelledExample } from '@infermesh/protocols';
+import type { ArtifactStore, MeshConnection } from '@infermesh/mesh-client';
+import type { ModelRegistry } from '../registry/model-registry.js';
+import type { BaseModel } from './base-model.js';
+import { loadBaseModel, modelWithWeights, resultVersionRequest } from './base-model.js';
+import type { FleetView } from './client-selection.js';
+import { loadEvaluationData } from './evaluation-data.js';
+import type { GlobalWeights } from './global-weights.js';
+import {
+  changeNorm,
+  loadServerState,
+  loadWeights,
+  storeServerState,
+  storeWeights,
+} from './global-weights.js';
+import { evaluateOnHeldout } from './heldout-evaluation.js';
+import { runRoundAttempt } from './round-runner.js';
+import type { RunLease } from './run-lease.js';
+import type { RunStore } from './run-store.js';
+import type { RunAggregation } from './run-strategy.js';
+import { createRunAggregation } from './run-strategy.js';
+
+/** Attempts of one round before the run fails. */
+export const DEFAULT_MAX_ROUND_ATTEMPTS = 3;
+/** Pause between two attempts of a round. */
+export const DEFAULT_ROUND_RETRY_DELAY_MS = 1_000;
+
+/** What a driver uses. */
+export interface RunDriverDeps {
+  readonly connection: MeshConnection;
+  readonly store: RunStore;
+  readonly artifacts: ArtifactStore;
+  readonly registry: ModelRegistry;
+  readonly fleet: FleetView;
+  readonly logger: Logger;
+  readonly taskReplyTimeoutMs: number;
+  readonly leaseRenewMs: number;
+  readonly maxRoundAttempts: number;
+  readonly roundRetryDelayMs: number;
+}
+
+interface Loaded {
+  readonly base: BaseModel;
+  readonly examples: LabelledExample[];
+  readonly aggregation: RunAggregation;
+  global: GlobalWeights;
+}
+
+/** The drive of one run; `done` settles when it ends for any reason. */
+export class RunDriver {
+  readonly done: Promise<void>;
+  readonly #abort = new AbortController();
+  readonly #log: Logger;
+
+  constructor(
+    private readonly deps: RunDriverDeps,
+    private readonly runId: string,
+    private readonly lease: RunLease,
+  ) {
+    this.#log = deps.logger.child({ component: 'coordinator.federated', runId });
+    this.done = this.#drive();
+  }
+
+  /** Ends the drive without changing the run's state (coordinator shutdown); releases the lease. */
+  async abort(): Promise<void> {
+    this.#abort.abort();
+    await this.done;
+  }
+
+  async #drive(): Promise<void> {
+    const watch = setInterval(() => void this.#watch(), this.deps.leaseRenewMs);
+    try {
+      await this.#run();
+    } catch (err) {
+      if (this.#abort.signal.aborted) return;
+      this.#log.error({ err }, 'federated run failed');
+      await this.deps.store
+        .mutate(this.runId, (r) =>
+          r.state === 'running' || r.state === 'stopping'
+            ? { ...r, state: 'failed', error: (err as Error).message.slice(0, 4000), finishedAt: Date.now() }
+            : undefined,
+        )
+        .catch((e: unknown) => this.#log.error({ err: e }, 'could not record the failure'));
+    } finally {
+      clearInterval(watch);
+      await this.lease.release();
+    }
+  }
+
+  /** Renews the lease and notices a stop; either ends the drive at once. */
+  async #watch(): Promise<void> {
+    if (this.#abort.signal.aborted) return;
+    try {
+      if (!(await this.lease.renew())) {
+        this.#log.warn('lost the run lease; another coordinator drives the run now');
+        this.#abort.abort();
+        return;
+      }
+      const found = await this.deps.store.read(this.runId);
+      if (found?.record.state !== 'running') this.#stopRequested.abort();
+    } catch (err) {
+      this.#log.warn({ err }, 'lease renewal failed');
+    }
+  }
+
+  readonly #stopRequested = new AbortController();
+
+  async #load(record: FlRunRecord): Promise<Loaded> {
+    const { artifacts } = this.deps;
+    const manifest = await this.deps.registry.getManifest(record.model, record.baseVersion);
+    const base = await loadBaseModel(artifacts, manifest);
+    const examples = await loadEvaluationData(artifacts, record.evaluationData.sha256);
+    const aggregation = createRunAggregation(record);
+    const global = await loadWeights(artifacts, record.globalWeightsSha256);
+    if (aggregation.strategy.streaming && record.strategyStateSha256 !== undefined) {
+      aggregation.strategy.importState(await loadServerState(artifacts, record.strategyStateSha256));
+    }
+    return { base, examples, aggregation, global };
+  }
+
+  async #evaluate(loaded: Loaded, weights: GlobalWeights): Promise<FlEvaluation> {
+    return evaluateOnHeldout(modelWithWeights(loaded.base, weights), loaded.examples);
+  }
+
+  async #run(): Promise<void> {
+    const { store } = this.deps;
+    let record = await store.get(this.runId);
+    const loaded = await this.#load(record);
+    if (record.baseline === undefined) {
+      const baseline = await this.#evaluate(loaded, loaded.global);
+      this.#log.info({ accuracy: baseline.accuracy, loss: baseline.loss }, 'base model evaluated');
+      record = await store.mutate(this.runId, (r) => ({ ...r, baseline, driver: this.lease.holder }));
+    }
+    const signal = AbortSignal.any([this.#abort.signal, this.#stopRequested.signal]);
+    for (;;) {
+      if (this.#abort.signal.aborted) return;
+      record = await store.get(this.runId);
+      if (record.state === 'stopping') return this.#finish(record, loaded, 'stopped');
+      if (record.state !== 'running') return;
+      if (record.history.length >= record.rounds) return this.#finish(record, loaded, 'succeeded');
+      const round = record.history.length + 1;
+      const outcome = await runRoundAttempt(
+        {
+          connection: this.deps.connection,
+          store,
+          fleet: this.deps.fleet,
+          logger: this.#log,
+          taskReplyTimeoutMs: this.deps.taskReplyTimeoutMs,
+          signal,
+        },
+        record,
+        round,
+        loaded.global,
+        loaded.aggregation,
+      );
+      if (this.#abort.signal.aborted) return;
+      if ('failed' in outcome) {
+        if (this.#stopRequested.signal.aborted) continue; // the loop's next read sees `stopping`
+        const attempt = (await store.get(this.runId)).current?.attempt ?? 1;
+        this.#log.warn({ round, attempt, reason: outcome.failed }, 'round attempt failed');
+        if (attempt >= this.deps.maxRoundAttempts) {
+          throw new Error(`round ${round} failed ${attempt} times; last: ${outcome.failed}`);
+        }
+        await store.mutate(this.runId, (r) =>
+          r.current
+            ? { ...r, current: { ...r.current, phase: 'failed', failure: outcome.failed } }
+            : undefined,
+        );
+        await new Promise((resolve) => setTimeout(resolve, this.deps.roundRetryDelayMs));
+        continue;
+      }
+      const evaluateStart = Date.now();
+      const next: GlobalWeights = { shapes: loaded.global.shapes, layers: outcome.next };
+      const evaluation = await this.#evaluate(loaded, next);
+      const evaluateMs = Date.now() - evaluateStart;
+      const weightsSha = await storeWeights(this.deps.artifacts, next);
+      const strategy = loaded.aggregation.strategy;
+      const stateSha = strategy.streaming
+        ? await storeServerState(this.deps.artifacts, strategy.exportState())
+        : undefined;
+      const updateNorm = changeNorm(loaded.global.layers, next.layers);
+      await store.mutate(this.runId, (r) => {
+        if (r.history.length >= round) return undefined;
+        const { current: _current, ...rest } = r;
+        return {
+          ...rest,
+          globalWeightsSha256: weightsSha,
+          ...(stateSha === undefined ? {} : { strategyStateSha256: stateSha }),
+          driver: this.lease.holder,
+          history: [
+            ...r.history,
+            {
+              ...outcome.record,
+              updateNorm,
+              evaluation,
+              closedAt: Date.now(),
+              durationsMs: { ...outcome.record.durationsMs, evaluate: evaluateMs },
+            },
+          ],
+        };
+      });
+      loaded.global = next;
+      this.#log.info(
+        { round, received: outcome.record.received.length, accuracy: evaluation.accuracy, updateNorm },
+        'round closed',
+      );
+    }
+  }
+
+  /** Ends the run: registers the trained version (always on success, on a stop when asked). */
+  async #finish(record: FlRunRecord, loaded: Loaded, state: 'succeeded' | 'stopped'): Promise<void> {
+    const register = state === 'succeeded' || (record.registerOnStop && record.history.length > 0);
+    let registeredVersion: string | undefined;
+    if (register) registeredVersion = await this.#register(record, loaded);
+    await this.deps.store.mutate(this.runId, (r) => {
+      if (r.state !== 'running' && r.state !== 'stopping') return undefined;
+      const { current: _current, ...rest } = r;
+      return {
+        ...rest,
+        state,
+        finishedAt: Date.now(),
+        ...(registeredVersion === undefined ? {} : { registeredVersion }),
+      };
+    });
+    this.#log.info({ state, registeredVersion }, 'federated run finished');
+  }
+
+  async #register(record: FlRunRecord, loaded: Loaded): Promise<string> {
+    const request = await resultVersionRequest(
+      this.deps.artifacts,
+      loaded.base,
+      loaded.global,
+      record.resultVersion,
+    );
+    const createdBy = `fl:${record.id}`;
+    try {
+      await this.deps.registry.createVersion(record.model, request, createdBy);
+    } catch (err) {
+      // Registered before a restart interrupted the write of the run's state: keep that version.
+      if (!isInferMeshError(err) || err.code !== ErrorCode.CONFLICT) throw err;
+      const existing = await this.deps.registry.getManifest(record.model, record.resultVersion);
+      if (existing.createdBy !== createdBy) throw err;
+    }
+    return record.resultVersion;
+  }
+}
