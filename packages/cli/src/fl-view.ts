@@ -87,7 +87,8 @@ export function flRunLines(run: FlRunRecord, now = Date.now()): string[] {
     );
   }
   const shown = run.history.slice(-ROUNDS_SHOWN);
-  if (run.history.length > shown.length) lines.push(`    (${run.history.length - shown.length} earlier rounds)`);
+  if (run.history.length > shown.length)
+    lines.push(`    (${run.history.length - shown.length} earlier rounds)`);
   lines.push(...shown.map(roundLine));
   if (run.registeredVersion) lines.push(`  registered ${run.model}@${run.registeredVersion}`);
   if (run.error) lines.push(`  error: ${run.error}`);
