@@ -17,6 +17,7 @@ import {
 } from '@infermesh/protocols';
 import type { AgentPresence, FleetAgent, FlRoundTask, Labels } from '@infermesh/protocols';
 import type { MeshConnection } from '@infermesh/mesh-client';
+import { mulberry32 } from '@infermesh/onnx-tools';
 
 /** How long an agent has to answer a task (it answers before training). */
 export const DEFAULT_TASK_REPLY_TIMEOUT_MS = 3_000;
@@ -35,18 +36,6 @@ export function eligibleAgents(fleet: FleetView, model: string): string[] {
     .sort();
 }
 
-/** mulberry32: a small seeded generator, enough for a fair shuffle. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Up to `count` of `candidates`, chosen by a shuffle seeded with (seed, round, attempt). */
 export function selectClients(
   candidates: readonly string[],
@@ -55,7 +44,7 @@ export function selectClients(
   round: number,
   attempt: number,
 ): string[] {
-  const random = seededRandom((seed ^ Math.imul(round, 0x9e3779b1) ^ Math.imul(attempt, 0x85ebca6b)) >>> 0);
+  const random = mulberry32((seed ^ Math.imul(round, 0x9e3779b1) ^ Math.imul(attempt, 0x85ebca6b)) >>> 0);
   const order = [...candidates].sort();
   for (let i = order.length - 1; i > 0; i -= 1) {
     const j = Math.floor(random() * (i + 1));
