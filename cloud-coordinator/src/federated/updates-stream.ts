@@ -74,7 +74,8 @@ export async function readRoundUpdates(connection: MeshConnection, options: Read
   for (;;) {
     if (options.signal?.aborted) return;
     const remaining = options.deadlineAt - now();
-    const expires = Math.max(500, Math.min(FETCH_EXPIRES_MS, remaining > 0 ? remaining : FETCH_EXPIRES_MS));
+    // nats.js refuses a pull that expires in under 1 s (InvalidArgumentError), so never ask for less.
+    const expires = Math.max(1_000, Math.min(FETCH_EXPIRES_MS, remaining > 0 ? remaining : FETCH_EXPIRES_MS));
     const batch = await consumer.fetch({ max_messages: 64, expires });
     let seen = 0;
     for await (const msg of batch as AsyncIterable<JsMsg>) {
