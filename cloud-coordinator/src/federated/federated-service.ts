@@ -21,6 +21,7 @@ import { DEFAULT_MAX_ROUND_ATTEMPTS, DEFAULT_ROUND_RETRY_DELAY_MS, RunDriver } f
 import { DEFAULT_FL_LEASE_TTL_MS, RunLease } from './run-lease.js';
 import { RunStore } from './run-store.js';
 import { createRunAggregation } from './run-strategy.js';
+import { checkSecureRun } from './secure-settings.js';
 import { ensureUpdatesStream } from './updates-stream.js';
 
 /** How often a coordinator looks for runs nobody drives. */
@@ -93,12 +94,7 @@ export class FederatedService {
     const registry = this.#options.registry;
     const manifest = await registry.getManifest(request.model, request.baseVersion);
     createRunAggregation({ ...request, privacy: request.privacy });
-    if (request.secure) {
-      throw new InferMeshError(
-        ErrorCode.UNAVAILABLE,
-        'secure aggregation is not available on this coordinator yet',
-      );
-    }
+    checkSecureRun(request);
     const base = await loadBaseModel(artifacts, manifest);
     for (const example of request.evaluationExamples.slice(0, 1)) {
       for (const input of manifest.signature.inputs) {

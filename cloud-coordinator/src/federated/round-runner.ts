@@ -8,7 +8,7 @@
  * @module
  */
 import type { Logger } from 'pino';
-import type { FlRoundInProgress, FlRoundRecord, FlRunRecord } from '@infermesh/protocols';
+import type { FlRoundInProgress, FlRoundRecord, FlRunRecord, FlSecureTask } from '@infermesh/protocols';
 import type { MeshConnection } from '@infermesh/mesh-client';
 import type { FleetView } from './client-selection.js';
 import { eligibleAgents, selectClients, sendTasks } from './client-selection.js';
@@ -45,19 +45,30 @@ export interface FailedAttempt {
 const roundIdOf = (runId: string, round: number, attempt: number): string =>
   attempt === 1 ? `${runId}-r${round}` : `${runId}-r${round}-a${attempt}`;
 
+/**
+ * Gives each selected agent its part of a secure round (called once the clients are chosen,
+ * before any task goes out).
+ */
+export type SecureTasking = (
+  roundId: string,
+  selected: readonly string[],
+) => (agentId: string) => FlSecureTask;
+
 /** Starts a new attempt of the round: selects clients and sends the tasks. */
-async function startAttempt(
+export async function startAttempt(
   ctx: RoundContext,
   run: FlRunRecord,
   round: number,
   attempt: number,
   global: GlobalWeights,
+  secureTasking?: SecureTasking,
 ): Promise<FlRoundInProgress> {
   const roundId = roundIdOf(run.id, round, attempt);
   const candidates = eligibleAgents(ctx.fleet, run.model);
   const selected = selectClients(candidates, run.clientsPerRound, run.seed, round, attempt);
   const startedAt = Date.now();
   const deadlineAt = startedAt + run.roundTimeoutMs;
+  const secureFor = secureTasking?.(roundId, selected);
   const tasking: FlRoundInProgress = {
     round,
     roundId,
@@ -74,7 +85,7 @@ async function startAttempt(
   const accepted = await sendTasks(
     ctx.connection,
     selected,
-    () => ({
+    (agentId) => ({
       runId: run.id,
       roundId,
       round,
@@ -83,6 +94,7 @@ async function startAttempt(
       weights,
       hyperparameters: run.hyperparameters,
       ...(run.privacy ? { privacy: run.privacy } : {}),
+      ...(secureFor ? { secure: secureFor(agentId) } : {}),
       deadlineAt,
       seed: (run.seed + round * 1_000 + attempt) >>> 0,
     }),

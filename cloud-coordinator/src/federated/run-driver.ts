@@ -26,6 +26,7 @@ import {
 } from './global-weights.js';
 import { evaluateOnHeldout } from './heldout-evaluation.js';
 import { runRoundAttempt } from './round-runner.js';
+import { runSecureRoundAttempt } from './secure-round.js';
 import type { RunLease } from './run-lease.js';
 import type { RunStore } from './run-store.js';
 import type { RunAggregation } from './run-strategy.js';
@@ -150,7 +151,7 @@ export class RunDriver {
       if (record.state !== 'running') return;
       if (record.history.length >= record.rounds) return this.#finish(record, loaded, 'succeeded');
       const round = record.history.length + 1;
-      const outcome = await runRoundAttempt(
+      const outcome = await (record.secure ? runSecureRoundAttempt : runRoundAttempt)(
         {
           connection: this.deps.connection,
           store,

@@ -110,6 +110,19 @@ export const flRoundRecordSchema = z.object({
   updateNorm: z.number().nonnegative(),
   /** Mean of the clients' reported training loss. */
   meanTrainLoss: z.number().nonnegative().optional(),
+  /** Secure rounds: how the key exchange went (`received` are the survivors whose sum was unmasked). */
+  secure: z
+    .object({
+      /** t: shares needed to unmask. */
+      threshold: z.number().int().min(2),
+      /** Clients that advertised keys (the roster). */
+      roster: z.number().int().nonnegative(),
+      /** Clients that shared keys: the masks were built among them. */
+      shared: z.number().int().nonnegative(),
+      /** Clients that shared keys but sent no masked update: their masks were recovered from shares. */
+      recovered: z.array(idSchema),
+    })
+    .optional(),
   evaluation: flEvaluationSchema.optional(),
   startedAt: epochMsSchema,
   closedAt: epochMsSchema,
