@@ -37,6 +37,45 @@ export interface ClosedRound {
   };
 }
 
+/** What one attempt collected: who sent a valid update, who was refused and why, their loss sum. */
+export interface UpdateTally {
+  readonly received: Set<string>;
+  readonly rejected: { agentId: string; reason: string }[];
+  trainLoss: number;
+}
+
+/** An empty {@link UpdateTally}. */
+export function newTally(): UpdateTally {
+  return { received: new Set(), rejected: [], trainLoss: 0 };
+}
+
+/** The record of a round that closed, from its progress, its tally and its timings. */
+export function closedRoundRecord(
+  progress: FlRoundInProgress,
+  tally: UpdateTally,
+  timings: { collectMs: number; aggregateStart: number },
+  secure?: FlRoundRecord['secure'],
+): ClosedRound['record'] {
+  return {
+    round: progress.round,
+    roundId: progress.roundId,
+    attempts: progress.attempt,
+    selected: progress.selected,
+    accepted: progress.accepted,
+    received: [...tally.received].sort(),
+    dropped: progress.accepted.filter((a) => !tally.received.has(a)),
+    rejected: tally.rejected,
+    meanTrainLoss: tally.trainLoss / tally.received.size,
+    ...(secure === undefined ? {} : { secure }),
+    startedAt: progress.startedAt,
+    durationsMs: {
+      tasks: progress.tasksMs,
+      collect: timings.collectMs,
+      aggregate: Date.now() - timings.aggregateStart,
+    },
+  };
+}
+
 /** An attempt that did not close: too few acceptances or updates, or a failed aggregation. */
 export interface FailedAttempt {
   readonly failed: string;
@@ -140,10 +179,9 @@ export async function runRoundAttempt(
   }
   const collectStart = Date.now();
   const accepted = new Set(progress.accepted);
-  const received = new Set<string>();
-  const rejected: { agentId: string; reason: string }[] = [];
+  const tally = newTally();
+  const { received, rejected } = tally;
   const aggregator = aggregation.begin(global.layers);
-  let trainLoss = 0;
   const log = ctx.logger.child({ round, roundId: progress.roundId });
   await readRoundUpdates(ctx.connection, {
     roundId: progress.roundId,
@@ -180,7 +218,7 @@ export async function runRoundAttempt(
         return false;
       }
       received.add(checked.update.agentId);
-      trainLoss += checked.update.metrics.loss;
+      tally.trainLoss += checked.update.metrics.loss;
       return received.size === accepted.size;
     },
     onLate: (_data, storedAt) =>
@@ -198,20 +236,5 @@ export async function runRoundAttempt(
   } catch (err) {
     return { failed: `aggregation failed: ${(err as Error).message}` };
   }
-  return {
-    next,
-    record: {
-      round,
-      roundId: progress.roundId,
-      attempts: progress.attempt,
-      selected: progress.selected,
-      accepted: progress.accepted,
-      received: [...received].sort(),
-      dropped: progress.accepted.filter((a) => !received.has(a)),
-      rejected,
-      meanTrainLoss: trainLoss / received.size,
-      startedAt: progress.startedAt,
-      durationsMs: { tasks: progress.tasksMs, collect: collectMs, aggregate: Date.now() - aggregateStart },
-    },
-  };
+  return { next, record: closedRoundRecord(progress, tally, { collectMs, aggregateStart }) };
 }

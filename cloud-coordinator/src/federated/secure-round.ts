@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import type { FlRunRecord } from '@infermesh/protocols';
 import type { GlobalWeights } from './global-weights.js';
 import type { ClosedRound, FailedAttempt, RoundContext } from './round-runner.js';
-import { startAttempt } from './round-runner.js';
+import { closedRoundRecord, newTally, startAttempt } from './round-runner.js';
 import type { RunAggregation } from './run-strategy.js';
 import {
   SECURE_FRACTIONAL_BITS,
@@ -113,9 +113,8 @@ export async function runSecureRoundAttempt(
     if (ctx.signal.aborted) return { failed: 'aborted' };
 
     const sharedClients = new Map(shared.map((id) => [secure.agentOf(id), id]));
-    const received = new Set<string>();
-    const rejected: { agentId: string; reason: string }[] = [];
-    let trainLoss = 0;
+    const tally = newTally();
+    const { received, rejected } = tally;
     let claimedExamples = 0;
     await readRoundUpdates(ctx.connection, {
       roundId: progress.roundId,
@@ -143,7 +142,7 @@ export async function runSecureRoundAttempt(
           return false;
         }
         received.add(checked.update.agentId);
-        trainLoss += checked.update.metrics.loss;
+        tally.trainLoss += checked.update.metrics.loss;
         claimedExamples += checked.update.numExamples;
         return received.size === sharedClients.size;
       },
@@ -178,24 +177,12 @@ export async function runSecureRoundAttempt(
     log.info({ survivors: result.survivors.length, recovered }, 'secure sum unmasked');
     return {
       next,
-      record: {
-        round,
-        roundId: progress.roundId,
-        attempts: progress.attempt,
-        selected: progress.selected,
-        accepted: progress.accepted,
-        received: [...received].sort(),
-        dropped: progress.accepted.filter((a) => !received.has(a)),
-        rejected,
-        meanTrainLoss: trainLoss / received.size,
-        secure: { threshold, roster: roster.length, shared: shared.length, recovered },
-        startedAt: progress.startedAt,
-        durationsMs: {
-          tasks: progress.tasksMs,
-          collect: collectMs,
-          aggregate: Date.now() - aggregateStart,
-        },
-      },
+      record: closedRoundRecord(
+        progress,
+        tally,
+        { collectMs, aggregateStart },
+        { threshold, roster: roster.length, shared: shared.length, recovered },
+      ),
     };
   } finally {
     secure.close();

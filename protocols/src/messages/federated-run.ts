@@ -217,10 +217,3 @@ export const flRunListResponseSchema = z.object({
   runs: z.array(flRunSummarySchema.extend({ roundsDone: z.number().int().nonnegative() })),
 });
 export type FlRunListResponse = z.infer<typeof flRunListResponseSchema>;
-
-/** The lease that makes one coordinator the driver of a run (key `lease.<runId>`). */
-export const flRunLeaseSchema = z.object({
-  holder: z.string().min(1),
-  expiresAt: epochMsSchema,
-});
-export type FlRunLease = z.infer<typeof flRunLeaseSchema>;

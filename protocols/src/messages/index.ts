@@ -17,3 +17,4 @@ export * from './federated.js';
 export * from './feedback.js';
 export * from './federated-run.js';
 export * from './rollout.js';
+export * from './lease.js';

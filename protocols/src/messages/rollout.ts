@@ -6,8 +6,8 @@
  * Storage layout, for everyone who reads it directly:
  * - `rolloutsBucket()` (KV): key `rolloutKey(id)` = `rollout.<id>`, value a {@link Rollout} (JSON),
  *   written only with compare-and-set on the revision (the API and the driving coordinator both
- *   write it); key `rolloutLeaseKey(id)` = `lease.<id>`, value a {@link RolloutLease} (JSON): the
- *   coordinator that drives the rollout, until `expiresAt` unless it renews.
+ *   write it); key `rolloutLeaseKey(id)` = `lease.<id>`, value a `Lease` (JSON, `lease.ts`): the
+ *   coordinator instance that drives the rollout, until `expiresAt` unless it renews.
  * - Desired state: the rollout writes `desiredModelKey(agent, model)` with `source: 'rollout'` and
  *   `setBy: rolloutSetBy(id)`, only where the key is absent or holds another `rollout` value, and
  *   keeps each touched agent's previous value in its {@link RolloutAgent} entry to restore it.
@@ -256,18 +256,6 @@ export const rolloutSchema = z.object({
   finishedAt: epochMsSchema.optional(),
 });
 export type Rollout = z.infer<typeof rolloutSchema>;
-
-/** The lease of the coordinator driving one rollout (`rolloutLeaseKey(id)`). */
-export const rolloutLeaseSchema = z.object({
-  rolloutId: rolloutIdSchema,
-  /** The coordinator instance holding it (`<coordinatorId>/<random>`: a restart is a new holder). */
-  holder: z.string().min(1).max(256),
-  acquiredAt: epochMsSchema,
-  renewedAt: epochMsSchema,
-  /** Others may take it over after this instant (ms since the epoch). */
-  expiresAt: epochMsSchema,
-});
-export type RolloutLease = z.infer<typeof rolloutLeaseSchema>;
 
 /** One row of `GET /api/v1/rollouts`. */
 export const rolloutSummarySchema = z.object({
