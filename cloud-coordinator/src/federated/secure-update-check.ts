@@ -5,18 +5,14 @@
  * round's vector length. The masked bytes are passed on as they are; nothing here can read them.
  * @module
  */
-import { decode, flUpdateSchema } from '@infermesh/protocols';
 import type { FlUpdate } from '@infermesh/protocols';
+import { decodeRoundUpdate } from './update-validation.js';
+import type { RejectedUpdate, RoundIdentity } from './update-validation.js';
 
 /** What a secure round's update must match. */
-export interface SecureRoundExpectation {
-  readonly runId: string;
-  readonly roundId: string;
-  readonly round: number;
+export interface SecureRoundExpectation extends RoundIdentity {
   /** The client id of each agent that shared keys (U2). */
   readonly sharedClients: ReadonlyMap<string, number>;
-  /** Agents whose masked update is in the sum already. */
-  readonly received: ReadonlySet<string>;
   readonly vectorLength: number;
 }
 
@@ -29,11 +25,7 @@ export interface ValidMaskedUpdate {
 }
 
 /** An update refused, with the agent when the message named one. */
-export interface RejectedMaskedUpdate {
-  readonly ok: false;
-  readonly agentId: string;
-  readonly reason: string;
-}
+export type RejectedMaskedUpdate = RejectedUpdate;
 
 const rejected = (agentId: string, reason: string): RejectedMaskedUpdate => ({ ok: false, agentId, reason });
 
@@ -42,21 +34,13 @@ export function checkMaskedUpdate(
   bytes: Uint8Array,
   expected: SecureRoundExpectation,
 ): ValidMaskedUpdate | RejectedMaskedUpdate {
-  let update: FlUpdate;
-  try {
-    update = decode(flUpdateSchema, bytes, 'federated update');
-  } catch (err) {
-    return rejected('unknown', (err as Error).message.slice(0, 500));
-  }
+  const decoded = decodeRoundUpdate(bytes, expected, (agent) =>
+    expected.sharedClients.has(agent) ? undefined : 'agent did not share keys in this secure round',
+  );
+  if (!decoded.ok) return decoded;
+  const { update } = decoded;
   const agent = update.agentId;
-  if (update.runId !== expected.runId)
-    return rejected(agent, `runId ${update.runId} is not ${expected.runId}`);
-  if (update.roundId !== expected.roundId || update.round !== expected.round) {
-    return rejected(agent, `update is for round ${update.roundId}, not ${expected.roundId}`);
-  }
-  const clientId = expected.sharedClients.get(agent);
-  if (clientId === undefined) return rejected(agent, 'agent did not share keys in this secure round');
-  if (expected.received.has(agent)) return rejected(agent, 'duplicate update from this agent');
+  const clientId = expected.sharedClients.get(agent) as number;
   if (update.masked === undefined) return rejected(agent, 'secure rounds take masked updates');
   if (update.masked.byteLength !== expected.vectorLength * 4) {
     return rejected(

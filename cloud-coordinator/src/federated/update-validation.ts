@@ -12,15 +12,19 @@ import { decode } from '@infermesh/protocols';
 import type { GlobalWeights } from './global-weights.js';
 import { tensorValues } from './global-weights.js';
 
-/** What an update must match. */
-export interface RoundExpectation {
+/** The round an update must belong to, and who has reported already. */
+export interface RoundIdentity {
   readonly runId: string;
   readonly roundId: string;
   readonly round: number;
-  /** Agents that accepted the task. */
-  readonly accepted: ReadonlySet<string>;
   /** Agents whose update has been taken already. */
   readonly received: ReadonlySet<string>;
+}
+
+/** What an update must match. */
+export interface RoundExpectation extends RoundIdentity {
+  /** Agents that accepted the task. */
+  readonly accepted: ReadonlySet<string>;
   readonly global: GlobalWeights;
   /** Secure rounds carry `masked`, the others `delta`. */
   readonly secure: boolean;
@@ -42,8 +46,15 @@ export interface RejectedUpdate {
 
 const rejected = (agentId: string, reason: string): RejectedUpdate => ({ ok: false, agentId, reason });
 
-/** Decodes and checks one update message. */
-export function checkUpdate(bytes: Uint8Array, expected: RoundExpectation): ValidUpdate | RejectedUpdate {
+/**
+ * Decodes an update and checks what every round checks: the schema, the run and round ids, that
+ * `member` admits its agent (undefined, or the reason it does not) and that it is the agent's first.
+ */
+export function decodeRoundUpdate(
+  bytes: Uint8Array,
+  expected: RoundIdentity,
+  member: (agentId: string) => string | undefined,
+): { readonly ok: true; readonly update: FlUpdate } | RejectedUpdate {
   let update: FlUpdate;
   try {
     update = decode(flUpdateSchema, bytes, 'federated update');
@@ -56,9 +67,20 @@ export function checkUpdate(bytes: Uint8Array, expected: RoundExpectation): Vali
   if (update.roundId !== expected.roundId || update.round !== expected.round) {
     return rejected(agent, `update is for round ${update.roundId}, not ${expected.roundId}`);
   }
-  if (!expected.accepted.has(agent))
-    return rejected(agent, 'agent was not selected or did not accept the task');
+  const refusal = member(agent);
+  if (refusal !== undefined) return rejected(agent, refusal);
   if (expected.received.has(agent)) return rejected(agent, 'duplicate update from this agent');
+  return { ok: true, update };
+}
+
+/** Decodes and checks one update message. */
+export function checkUpdate(bytes: Uint8Array, expected: RoundExpectation): ValidUpdate | RejectedUpdate {
+  const decoded = decodeRoundUpdate(bytes, expected, (agent) =>
+    expected.accepted.has(agent) ? undefined : 'agent was not selected or did not accept the task',
+  );
+  if (!decoded.ok) return decoded;
+  const { update } = decoded;
+  const agent = update.agentId;
   if (expected.secure || update.delta === undefined) {
     return rejected(agent, expected.secure ? 'secure rounds take masked updates' : 'update has no delta');
   }

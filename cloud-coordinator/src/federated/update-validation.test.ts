@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { encode, flUpdateSchema } from '@infermesh/protocols';
+import type { FlUpdate } from '@infermesh/protocols';
+import type { GlobalWeights } from './global-weights.js';
+import { toFlTensor } from './global-weights.js';
+import { applyDelta, checkUpdate } from './update-validation.js';
+
+const global: GlobalWeights = {
+  shapes: [
+    { name: 'w', dims: [2, 2] },
+    { name: 'b', dims: [2] },
+  ],
+  layers: [Float32Array.of(1, 2, 3, 4), Float32Array.of(0.5, -0.5)],
+};
+
+function update(
+  overrides: Partial<FlUpdate> = {},
+  delta = [Float32Array.of(0.1, 0, 0, -0.1), Float32Array.of(1, 1)],
+): Uint8Array {
+  return encode(flUpdateSchema, {
+    runId: 'run1',
+    roundId: 'run1-r1',
+    round: 1,
+    agentId: 'a1',
+    numExamples: 10,
+    delta: delta.map((values, i) => toFlTensor(global.shapes[i]!, values)),
+    metrics: { loss: 0.3, accuracy: 0.9, trainMs: 5 },
+    ...overrides,
+  });
+}
+
+const expected = (received: string[] = []) => ({
+  runId: 'run1',
+  roundId: 'run1-r1',
+  round: 1,
+  accepted: new Set(['a1', 'a2']),
+  received: new Set(received),
+  global,
+  secure: false,
+});
+
+describe('checkUpdate', () => {
+  it('passes a matching update and gives its delta', () => {
+    const checked = checkUpdate(update(), expected());
+    expect(checked.ok).toBe(true);
+    if (!checked.ok) return;
+    expect(Array.from(checked.delta[1]!)).toEqual([1, 1]);
+    expect(Array.from(applyDelta(global.layers, checked.delta)[1]!)).toEqual([1.5, 0.5]);
+  });
+
+  it.each([
+    ['garbage bytes', () => new Uint8Array([1, 2, 3]), 'unknown', /federated update/],
+    ['another run', () => update({ runId: 'run2' }), 'a1', /runId run2/],
+    ['another round', () => update({ roundId: 'run1-r2', round: 2 }), 'a1', /round run1-r2/],
+    ['an agent that did not accept', () => update({ agentId: 'a3' }), 'a3', /not selected/],
+    ['a second update', () => update(), 'a1', /duplicate/],
+    [
+      'wrong dims',
+      () =>
+        update({
+          delta: [
+            toFlTensor({ name: 'w', dims: [4] }, new Float32Array(4)),
+            toFlTensor(global.shapes[1]!, new Float32Array(2)),
+          ],
+        }),
+      'a1',
+      /dims/,
+    ],
+    [
+      'a NaN',
+      () => update({}, [Float32Array.of(Number.NaN, 0, 0, 0), Float32Array.of(1, 1)]),
+      'a1',
+      /non-finite/,
+    ],
+  ])('refuses %s with a reason', (what, bytes, agentId, reason) => {
+    const checked = checkUpdate(bytes(), expected(what === 'a second update' ? ['a1'] : []));
+    expect(checked.ok).toBe(false);
+    if (checked.ok) return;
+    expect(checked.agentId).toBe(agentId);
+    expect(checked.reason).toMatch(reason);
+  });
+});
