@@ -101,7 +101,7 @@ export function registerUp(program: Command): void {
           `    -d '{"inputs":[{"name":"text","shape":[1],"datatype":"BYTES","data":["WIN a FREE prize, click now!!!"]}]}'\n` +
           `  (add ,"parameters":{"offload":"always"} to the body to have the cloud worker answer)\n` +
           `\noperate it:\n  export INFERMESH_URL=${mesh.adminUrl} INFERMESH_TOKEN=${mesh.adminToken}\n` +
-          `  npx infermesh models list\n\nmetrics: ${url}/metrics   status: ${url}/v1/status\nCtrl-C stops everything.`,
+          `  npx infermesh models list\n  npx infermesh fleet list\n\nmetrics: ${url}/metrics   status: ${url}/v1/status\nCtrl-C stops everything.`,
       );
 
       await new Promise<void>((resolveStop) => {
