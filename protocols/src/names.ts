@@ -366,3 +366,11 @@ export function rolloutKeyFilter(): string {
 export function rolloutLeaseKey(id: string): string {
   return `lease.${assertKvKeyToken(id, 'rollout id')}`;
 }
+
+/**
+ * Key of the claim of the one live rollout of a model in {@link rolloutsBucket}: `active.<model>`.
+ * Created with compare-and-set when a rollout starts, deleted when it ends.
+ */
+export function rolloutActiveKey(model: string): string {
+  return `active.${assertModelName(model)}`;
+}

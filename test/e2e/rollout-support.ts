@@ -1,10 +1,10 @@
 /**
  * Shared pieces of the rollout end-to-end tests: a mesh of real processes (nats-server, one or more
  * `infermesh coordinator` processes sharing a publisher key, with short rollout ticks and leases,
- * and `infermesh agent` processes heartbeating every 250 ms), the history of every desired-state
- * value as the bucket recorded it, the models a rollout moves (a good MLP, one that fails its
- * self-test, one that loads and passes its self-test but fails every batch of two), traffic to
- * every agent, and waiting on a rollout through the admin API.
+ * and `infermesh agent` processes heartbeating every 250 ms, optionally labelled), the history of
+ * every desired-state value as the bucket recorded it, the models a rollout moves (a good MLP, one
+ * that fails its self-test, one that loads and passes its self-test but fails every batch of two,
+ * a slow one), traffic to every agent, and waiting on a rollout through the admin API.
  * @module
  */
 import { execFile } from 'node:child_process';
@@ -75,6 +75,31 @@ export function failsBatchOfTwoModel(): Uint8Array {
   return g.toBytes();
 }
 
+/**
+ * Answers correctly, but slowly: [batch, 16] -> 512, then `depth` MatMuls by one 512 x 512 weight
+ * (about `depth` MFLOP per row), then -> 4. Passes its self-test; its p95 is far above the good
+ * MLP's.
+ */
+export function slowModel(depth = 400): Uint8Array {
+  const g = new GraphBuilder({ name: 'slow-chain' });
+  const random = mulberry32(9);
+  const hidden = 512;
+  const matrix = (rows: number, cols: number, scale: number): Float32Array => {
+    const values = new Float32Array(rows * cols);
+    fillUniform(values, random, -scale, scale);
+    return values;
+  };
+  g.input('features', 'FP32', ['batch', WIDTH]);
+  const first = g.initializer('w_in', 'FP32', [WIDTH, hidden], matrix(WIDTH, hidden, 0.1));
+  const square = g.initializer('w_chain', 'FP32', [hidden, hidden], matrix(hidden, hidden, 1 / hidden));
+  const last = g.initializer('w_out', 'FP32', [hidden, 4], matrix(hidden, 4, 0.1));
+  g.node('MatMul', ['features', first], ['h0']);
+  for (let i = 0; i < depth; i += 1) g.node('MatMul', [`h${i}`, square], [`h${i + 1}`]);
+  g.node('MatMul', [`h${depth}`, last], ['probabilities']);
+  g.output('probabilities', 'FP32', ['batch', 4]);
+  return g.toBytes();
+}
+
 /** One desired value of one agent as the bucket recorded it (null: deleted). */
 export interface DesiredHistoryEntry {
   readonly version: string | null;
@@ -89,6 +114,8 @@ export interface RolloutMeshOptions {
   readonly coordinators: readonly string[];
   readonly tickIntervalMs?: number;
   readonly leaseTtlMs?: number;
+  /** Labels of the agent at an index (`INFERMESH_LABELS`, reported in its heartbeats). */
+  readonly labelsOf?: (index: number) => Record<string, string>;
 }
 
 /** A mesh for rollout tests. */
@@ -157,15 +184,21 @@ export async function startRolloutMesh(options: RolloutMeshOptions): Promise<Rol
     const batch = agentIds.slice(i, i + 5);
     agents.push(
       ...(await Promise.all(
-        batch.map(async (id) => {
+        batch.map(async (id, j) => {
           const modelsDir = await mkdtemp(join(tmpdir(), 'im-rollout-agent-'));
           modelDirs.push(modelsDir);
+          const labels = Object.entries(options.labelsOf?.(i + j) ?? {});
           return startAgentProcess({
             id,
             modelsDir,
             natsUrl: nats.url,
             publicKey,
-            env: { INFERMESH_HEARTBEAT_INTERVAL_MS: '250' },
+            env: {
+              INFERMESH_HEARTBEAT_INTERVAL_MS: '250',
+              ...(labels.length > 0
+                ? { INFERMESH_LABELS: labels.map(([key, value]) => `${key}=${value}`).join(',') }
+                : {}),
+            },
           });
         }),
       )),

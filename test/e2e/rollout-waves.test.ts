@@ -3,7 +3,9 @@
  * `infermesh agent` processes. A good version moves through the canary and three waves, each wave
  * written only after the step before passed its gates; a version that fails its self-test, and one
  * that loads but fails the traffic's requests, are rolled back after the canary and never reach the
- * other agents; a viewer may not start a rollout.
+ * other agents; a rollout with a label selector reaches exactly the agents carrying those labels
+ * (four agents run with `site=eu`, six with `site=us`); a version slower than `--max-p95-ms` is
+ * rolled back after the canary; a viewer may not start a rollout.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Rollout } from '@infermesh/protocols';
@@ -15,6 +17,7 @@ import {
   goodModel,
   runCli,
   seedFirstVersion,
+  slowModel,
   startRollout,
   startRolloutMesh,
   startTraffic,
@@ -24,9 +27,16 @@ import {
 import type { RolloutMesh } from './rollout-support.js';
 
 let mesh: RolloutMesh;
+/** Agents 0-3 carry `site=eu`, 4-9 `site=us`. */
+const EU_AGENTS = 4;
+const siteOf = (index: number): string => (index < EU_AGENTS ? 'eu' : 'us');
 
 beforeAll(async () => {
-  mesh = await startRolloutMesh({ agents: 10, coordinators: ['c-ro'] });
+  mesh = await startRolloutMesh({
+    agents: 10,
+    coordinators: ['c-ro'],
+    labelsOf: (index) => ({ site: siteOf(index) }),
+  });
   await seedFirstVersion(mesh, '1', goodModel(1));
 }, 90_000);
 
@@ -150,6 +160,100 @@ describe('staged rollouts across ten agents', () => {
       expect(status.stdout).toMatch(/gate fail: cohort \d+ req, errors [\d.]+%/);
       expectNeverReachedBeyondCanary(done, '4');
       await waitServing(mesh, canaryOf(done), '2');
+    } finally {
+      await traffic.stop();
+    }
+  });
+
+  it("reaches exactly the agents a label selector picks; no other agent's desired state is ever written", async () => {
+    const eu = mesh.agentIds.filter((_, i) => siteOf(i) === 'eu');
+    const us = mesh.agentIds.filter((_, i) => siteOf(i) === 'us');
+    await mesh.admin().pushVersion(MODEL, '5', goodModel(5));
+    const usWritesBefore = new Map(us.map((id) => [id, (mesh.history.get(id) ?? []).length]));
+    const cli = await runCli([
+      'rollout',
+      'start',
+      `${MODEL}@5`,
+      '--selector',
+      'site=eu',
+      '--canary',
+      '25',
+      '--waves',
+      '100',
+      '--bake',
+      '500ms',
+      '--ready-timeout',
+      '20s',
+      '--url',
+      mesh.admin().url,
+      '--token',
+      E2E_ADMIN_TOKEN,
+    ]);
+    expect(cli.code, cli.stderr).toBe(0);
+    const id = /^(ro-[a-z0-9]+)$/m.exec(cli.stdout)?.[1] as string;
+    const done = (await mesh.admin().call('GET', `/rollouts/${id}`)) as Rollout;
+    expect(done.state).toBe('succeeded');
+    expect(done.spec.selector).toEqual({ site: 'eu' });
+    expect(done.agents.map((a) => a.agentId).sort()).toEqual([...eu].sort());
+    expect(done.steps.map((s) => s.agents.length)).toEqual([1, 3]);
+    expect(done.skipped).toEqual([]);
+    await waitServing(mesh, eu, '5');
+    for (const agentId of eu) {
+      expect((await mesh.desired.getModel(agentId, MODEL))?.desired).toMatchObject({
+        version: '5',
+        setBy: `rollout:${id}`,
+      });
+    }
+    for (const agentId of us) {
+      // Not one write to a us agent's desired state since the rollout started.
+      expect((mesh.history.get(agentId) ?? []).length).toBe(usWritesBefore.get(agentId));
+      expect((mesh.history.get(agentId) ?? []).map((h) => h.version)).not.toContain('5');
+      expect((await mesh.desired.getModel(agentId, MODEL))?.desired.version).toBe('2');
+    }
+    await waitServing(mesh, us, '2');
+  });
+
+  it('rolls back a version whose p95 latency under traffic exceeds --max-p95-ms, after the canary', async () => {
+    await mesh.admin().pushVersion(MODEL, '6', slowModel());
+    const traffic = startTraffic(mesh);
+    try {
+      const cli = await runCli([
+        'rollout',
+        'start',
+        `${MODEL}@6`,
+        '--canary',
+        '10',
+        '--waves',
+        '100',
+        '--bake',
+        '2s',
+        '--min-requests',
+        '5',
+        '--max-error-rate',
+        '0.5',
+        '--max-p95-ms',
+        '25',
+        '--ready-timeout',
+        '20s',
+        '--url',
+        mesh.admin().url,
+        '--token',
+        E2E_ADMIN_TOKEN,
+      ]);
+      // Rolled back: `start` says so and exits 1.
+      expect(cli.code).toBe(1);
+      const id = /^(ro-[a-z0-9]+)$/m.exec(cli.stdout)?.[1] as string;
+      expect(cli.stderr).toContain(`rollout ${id} rolled_back`);
+      const done = (await mesh.admin().call('GET', `/rollouts/${id}`)) as Rollout;
+      expect(done.state).toBe('rolled_back');
+      expect(done.lastGate).toMatchObject({
+        verdict: 'fail',
+        step: 0,
+        cohort: { errors: 0, failedLoads: [] },
+      });
+      expect(done.lastGate?.cohort.p95Ms).toBeGreaterThan(25);
+      expect(done.reason).toMatch(/p95 latency [\d.]+ ms is above maxP95Ms 25 ms/);
+      expectNeverReachedBeyondCanary(done, '6');
     } finally {
       await traffic.stop();
     }

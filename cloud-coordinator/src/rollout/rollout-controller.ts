@@ -6,18 +6,22 @@
  * that restarts (or takes over from a dead one once its lease expires) resumes where it was.
  *
  * It also samples the latency the agents' heartbeats report for the rollouts it drives, for the
- * p95 gate: samples live in memory, so a driver that takes over mid-bake judges latency on the
- * heartbeats it saw itself.
+ * p95 gate; the driver saves them into the rollout record as the bake goes (`bake-latency.ts`), so
+ * a driver that takes over mid-bake judges the whole bake, not only the heartbeats it saw itself.
+ * When a rollout it drives ends, it deletes the model's live-rollout claim (`active-rollout.ts`).
  * @module
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { isFinalRolloutState } from '@infermesh/protocols';
 import type { AgentHeartbeat, Rollout } from '@infermesh/protocols';
 import type { DesiredStateStore } from '@infermesh/mesh-client';
 import {
   DEFAULT_ROLLOUT_LEASE_TTL_MS,
   DEFAULT_ROLLOUT_TICK_INTERVAL_MS,
 } from '../config/coordinator-config.js';
+import { releaseActiveRollout } from './active-rollout.js';
+import { DEFAULT_LATENCY_SAVE_INTERVAL_MS } from './bake-latency.js';
 import { servingVersionOf } from './health-gates.js';
 import type { LatencySample } from './health-gates.js';
 import { RolloutDriver } from './rollout-driver.js';
@@ -47,6 +51,8 @@ export interface RolloutControllerOptions {
   readonly leaseTtlMs?: number;
   /** Wall clock, ms since the epoch (leases compare it across coordinators). */
   readonly now?: () => number;
+  /** Longest time latency samples of a bake stay in memory only, ms. */
+  readonly latencySaveIntervalMs?: number;
 }
 
 /** What the controller knows of a rollout it drives, for latency sampling. */
@@ -98,6 +104,16 @@ export class RolloutController {
           s.lastRequests.clear();
         }
       },
+      consumeLatency: (id, saved) => {
+        const s = this.#sampling.get(id);
+        if (s) {
+          s.samples = {
+            cohort: s.samples.cohort.slice(saved.cohort),
+            rest: s.samples.rest.slice(saved.rest),
+          };
+        }
+      },
+      latencySaveIntervalMs: options.latencySaveIntervalMs ?? DEFAULT_LATENCY_SAVE_INTERVAL_MS,
     });
   }
 
@@ -187,6 +203,11 @@ export class RolloutController {
       if (this.#now() > lease.lease.expiresAt - this.#leaseMs / 3) break;
       this.#track(stored.rollout);
       stored = await this.#driver.advance(stored);
+      if (stored && isFinalRolloutState(stored.rollout.state)) {
+        await releaseActiveRollout(this.#o.store.kv, stored.rollout.spec.model, id).catch((err: unknown) =>
+          this.#log.warn({ err, rolloutId: id }, 'cannot release the live-rollout claim; it is stale now'),
+        );
+      }
     }
   }
 

@@ -5,7 +5,8 @@
  *   record (saved), then the desired state is written with a compare-and-set; an entry that is
  *   already this rollout's counts as written, a pin is left alone (the agent is skipped).
  * - `waiting_ready`: heartbeats say which cohort agents serve the version, or failed to load it.
- * - `baking`: baselines of the counters are saved when the bake starts; at its end the gates judge.
+ * - `baking`: baselines of the counters are saved when the bake starts, latency samples as it goes
+ *   (`bake-latency.ts`); at its end the gates judge.
  * - `rolling_back`: each agent whose desired value is still this rollout's gets its previous value
  *   back (or none); agents someone changed since are left alone.
  * @module
@@ -15,7 +16,8 @@ import { isInferMeshError, rolloutSetBy } from '@infermesh/protocols';
 import type { DesiredModel, GateEvaluation, Rollout, RolloutAgent, RolloutEvent } from '@infermesh/protocols';
 import type { DesiredEntry, DesiredStateStore } from '@infermesh/mesh-client';
 import { countersOf, evaluateGates, loadStatusOf, servingVersionOf } from './health-gates.js';
-import type { LatencySample } from './health-gates.js';
+import { bakeSamples, latencySaveDue, saveBakeLatency } from './bake-latency.js';
+import type { GroupSamples } from './bake-latency.js';
 import type { FleetView } from './rollout-service.js';
 import { withEvent } from './rollout-store.js';
 import type { RolloutStore, StoredRollout } from './rollout-store.js';
@@ -29,10 +31,14 @@ export interface RolloutDriverOptions {
   readonly holder: string;
   readonly logger: Logger;
   readonly now: () => number;
-  /** Latency samples of a rollout's cohort and rest since its current bake began. */
-  readonly latencyOf: (rolloutId: string) => { cohort: LatencySample[]; rest: LatencySample[] };
+  /** Latency samples of a rollout's cohort and rest not saved into its record yet. */
+  readonly latencyOf: (rolloutId: string) => GroupSamples;
   /** Forget the latency samples of a rollout (a bake begins). */
   readonly resetLatency: (rolloutId: string) => void;
+  /** Forget the oldest samples of a rollout once they are saved in its record. */
+  readonly consumeLatency: (rolloutId: string, saved: { cohort: number; rest: number }) => void;
+  /** Longest time latency samples of a bake stay unsaved, ms. */
+  readonly latencySaveIntervalMs: number;
 }
 
 /** Agents still holding a desired value the rollout may have written. */
@@ -227,7 +233,9 @@ export class RolloutDriver {
         const { baseline: _old, ...rest } = a;
         return baseline ? { ...rest, baseline } : rest;
       });
-      const steps = r.steps.map((s, i) => (i === r.step ? { ...s, bakeStartedAt: now } : s));
+      const steps = r.steps.map((s, i) =>
+        i === r.step ? { ...s, bakeStartedAt: now, bakeLatency: undefined } : s,
+      );
       this.#o.resetLatency(r.id);
       return this.#save(
         stored,
@@ -240,7 +248,7 @@ export class RolloutDriver {
     const elapsed = now - step.bakeStartedAt;
     const failedLoad = this.#judge(r, elapsed);
     if (failedLoad.cohort.failedLoads.length > 0) return this.#save(stored, this.#gateFailed(r, failedLoad));
-    if (elapsed < r.spec.bakeMs) return undefined;
+    if (elapsed < r.spec.bakeMs) return this.#saveLatency(stored);
     const gate = failedLoad;
     const judged: Rollout = { ...r, lastGate: gate };
     if (gate.verdict === 'fail') return this.#save(stored, this.#gateFailed(judged, gate));
@@ -267,10 +275,29 @@ export class RolloutDriver {
     return this.#save(stored, next);
   }
 
+  /** Folds the unsaved latency samples into the step's `bakeLatency` when they are due. */
+  async #saveLatency(stored: StoredRollout): Promise<StoredRollout | undefined> {
+    const r = stored.rollout;
+    const step = r.steps[r.step];
+    const unsaved = this.#o.latencyOf(r.id);
+    const now = this.#o.now();
+    if (step?.bakeStartedAt === undefined) return undefined;
+    if (!latencySaveDue(step.bakeLatency, step.bakeStartedAt, unsaved, now, this.#o.latencySaveIntervalMs)) {
+      return undefined;
+    }
+    const counts = { cohort: unsaved.cohort.length, rest: unsaved.rest.length };
+    const bakeLatency = saveBakeLatency(step.bakeLatency, unsaved, now);
+    const steps = r.steps.map((s, i) => (i === r.step ? { ...s, bakeLatency } : s));
+    const saved = await this.#save(stored, { ...r, steps });
+    if (saved) this.#o.consumeLatency(r.id, counts);
+    // Nothing else to do this tick: waiting on the bake.
+    return undefined;
+  }
+
   /** The gates over the current bake (failed loads only, before the bake has baselines). */
   #judge(r: Rollout, elapsedMs: number): GateEvaluation {
     const { model, version } = r.spec;
-    const latency = this.#o.latencyOf(r.id);
+    const latency = bakeSamples(r.steps[r.step]?.bakeLatency, this.#o.latencyOf(r.id));
     const view = (
       a: RolloutAgent,
       v: string | undefined,

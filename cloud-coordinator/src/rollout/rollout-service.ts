@@ -7,9 +7,18 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { ErrorCode, InferMeshError, invalidInput, isFinalRolloutState } from '@infermesh/protocols';
+import {
+  ErrorCode,
+  InferMeshError,
+  invalidInput,
+  isFinalRolloutState,
+  isInferMeshError,
+} from '@infermesh/protocols';
 import type { FleetAgent, ModelManifest, Rollout, RolloutSpec } from '@infermesh/protocols';
+import { registryUnavailable } from '@infermesh/mesh-client';
 import type { DesiredStateStore } from '@infermesh/mesh-client';
+import { claimActiveRollout, releaseActiveRollout } from './active-rollout.js';
+import type { ClaimedRolloutStatus } from './active-rollout.js';
 import { planSteps, planTargets } from './rollout-planner.js';
 import { withEvent } from './rollout-store.js';
 import type { RolloutStore, StoredRollout } from './rollout-store.js';
@@ -53,22 +62,12 @@ export class RolloutService {
   /**
    * Starts a rollout of `spec.model@spec.version`. MODEL_NOT_FOUND when the version does not exist,
    * INVALID_INPUT when it has no edge variant or no agent is a target, CONFLICT while another
-   * rollout of the model is running or paused.
+   * rollout of the model is running or paused (or being started: see `active-rollout.ts`).
    */
   async start(spec: RolloutSpec, actor: string): Promise<Rollout> {
     const manifest = await this.#o.manifestOf(spec.model, spec.version);
     if (manifest.variants.edge === undefined) {
       throw invalidInput(`${spec.model}@${spec.version} has no edge variant to roll out to agents`);
-    }
-    const active = (await this.#o.store.list()).find(
-      (r) => r.spec.model === spec.model && !isFinalRolloutState(r.state),
-    );
-    if (active) {
-      throw new InferMeshError(
-        ErrorCode.CONFLICT,
-        `rollout ${active.id} of ${spec.model}@${active.spec.version} is ${active.state}; abort or finish it first`,
-        { details: { rolloutId: active.id } },
-      );
     }
     const now = this.#now();
     const id = newRolloutId(now);
@@ -122,7 +121,14 @@ export class RolloutService {
           (plan.skipped.length > 0 ? `; skipped ${plan.skipped.length}` : ''),
       },
     );
-    await this.#o.store.create(rollout);
+    // The claim makes this the model's one live rollout; of concurrent starts exactly one wins.
+    await this.#claim(spec.model, id, now);
+    try {
+      await this.#o.store.create(rollout);
+    } catch (err) {
+      await releaseActiveRollout(this.#o.store.kv, spec.model, id).catch(() => undefined);
+      throw err;
+    }
     this.#log.info(
       { rolloutId: id, model: spec.model, version: spec.version, targets: plan.targets.length, actor },
       'rollout started',
@@ -161,7 +167,7 @@ export class RolloutService {
       const now = this.#now();
       const steps = r.steps.map((step, index) => {
         if (index !== r.step) return step;
-        if (r.phase === 'baking') return { ...step, bakeStartedAt: undefined };
+        if (r.phase === 'baking') return { ...step, bakeStartedAt: undefined, bakeLatency: undefined };
         return r.phase === 'waiting_ready' ? { ...step, startedAt: now } : step;
       });
       const { reason: _reason, ...rest } = r;
@@ -176,13 +182,15 @@ export class RolloutService {
 
   /** Stops a rollout for good, leaving every agent's desired state as it is. */
   async abort(id: string, actor: string): Promise<Rollout> {
-    return this.#change(id, actor, 'aborted', (r) => {
+    const aborted = await this.#change(id, actor, 'aborted', (r) => {
       if (r.state === 'aborted') return undefined;
       if (isFinalRolloutState(r.state)) throw conflict(`rollout ${id} is ${r.state} already`);
       if (r.phase === 'rolling_back') throw conflict(`rollout ${id} is rolling back; let it finish`);
       const now = this.#now();
       return { ...r, state: 'aborted', phase: 'done', reason: `aborted by ${actor}`, finishedAt: now };
     });
+    await releaseActiveRollout(this.#o.store.kv, aborted.spec.model, id);
+    return aborted;
   }
 
   /**
@@ -190,10 +198,39 @@ export class RolloutService {
    * unless someone changed that agent's desired state since. Also for a finished rollout.
    */
   async rollback(id: string, actor: string): Promise<Rollout> {
+    const current = (await this.#o.store.require(id)).rollout;
+    if (isFinalRolloutState(current.state) && current.state !== 'rolled_back') {
+      // Live again while it rolls back: no other rollout of the model may run meanwhile.
+      await this.#claim(current.spec.model, id, this.#now());
+    }
     return this.#change(id, actor, 'rollback', (r) => {
       if (r.phase === 'rolling_back' || r.state === 'rolled_back') return undefined;
       const { finishedAt: _f, ...rest } = r;
       return { ...rest, state: 'running', phase: 'rolling_back', reason: `rollback requested by ${actor}` };
+    });
+  }
+
+  /** Claims `model` for rollout `id`; CONFLICT naming the live rollout when another holds it. */
+  async #claim(model: string, id: string, now: number): Promise<void> {
+    const statusOf = async (other: string): Promise<ClaimedRolloutStatus> => {
+      const stored = await this.#o.store.get(other);
+      if (stored === null) return 'missing';
+      return isFinalRolloutState(stored.rollout.state) ? 'final' : 'live';
+    };
+    let outcome;
+    try {
+      outcome = await claimActiveRollout(this.#o.store.kv, model, id, now, statusOf);
+    } catch (cause) {
+      if (isInferMeshError(cause)) throw cause;
+      throw registryUnavailable('the rollouts bucket', cause);
+    }
+    if (outcome.claimed) return;
+    const other = await this.#o.store.get(outcome.rolloutId).catch(() => null);
+    const what = other
+      ? `rollout ${other.rollout.id} of ${model}@${other.rollout.spec.version} is ${other.rollout.state}`
+      : `rollout ${outcome.rolloutId} of ${model} is starting`;
+    throw new InferMeshError(ErrorCode.CONFLICT, `${what}; abort or finish it first`, {
+      details: { rolloutId: outcome.rolloutId },
     });
   }
 

@@ -7,7 +7,11 @@
  * - `rolloutsBucket()` (KV): key `rolloutKey(id)` = `rollout.<id>`, value a {@link Rollout} (JSON),
  *   written only with compare-and-set on the revision (the API and the driving coordinator both
  *   write it); key `rolloutLeaseKey(id)` = `lease.<id>`, value a `Lease` (JSON, `lease.ts`): the
- *   coordinator instance that drives the rollout, until `expiresAt` unless it renews.
+ *   coordinator instance that drives the rollout, until `expiresAt` unless it renews; key
+ *   `rolloutActiveKey(model)` = `active.<model>`, value an {@link ActiveRolloutClaim} (JSON): the one
+ *   live rollout of the model, created with compare-and-set when it starts (or a rollback of a
+ *   finished one makes it live again) and deleted when it ends. A claim naming a rollout that is
+ *   final, or that was never stored within {@link ACTIVE_CLAIM_STALE_MS}, is free to replace.
  * - Desired state: the rollout writes `desiredModelKey(agent, model)` with `source: 'rollout'` and
  *   `setBy: rolloutSetBy(id)`, only where the key is absent or holds another `rollout` value, and
  *   keeps each touched agent's previous value in its {@link RolloutAgent} entry to restore it.
@@ -24,6 +28,8 @@
  *   fails when above `maxErrorRate` and above the rest's rate; its p95 latency fails when above
  *   `maxP95Ms`. Fewer than `minRequests` in the cohort: the bake goes on up to `maxBakeMs`, then the
  *   rollout pauses. A failed gate rolls back (or pauses, with `onGateFailure: 'pause'`).
+ * - The p95 gate's samples (request-weighted heartbeat p95s) are folded into the step's
+ *   `bakeLatency` as the bake goes, so a coordinator taking over mid-bake judges the whole bake.
  * @module
  */
 import { z } from 'zod';
@@ -139,6 +145,25 @@ export const ROLLOUT_PHASES = ['applying', 'waiting_ready', 'baking', 'rolling_b
 export const rolloutPhaseSchema = z.enum(ROLLOUT_PHASES);
 export type RolloutPhase = z.infer<typeof rolloutPhaseSchema>;
 
+/**
+ * Latency of a group of agents over part of a bake: the request-weighted mean of the heartbeats'
+ * p95 and the requests it weighs. Two of them fold into one without losing the weighted mean.
+ */
+export const latencyTotalSchema = z.object({
+  p95Ms: z.number().nonnegative(),
+  requests: z.number().int().nonnegative(),
+});
+export type LatencyTotal = z.infer<typeof latencyTotalSchema>;
+
+/** What the p95 gate saw of the current bake so far, saved by the driver as the bake goes. */
+export const bakeLatencySchema = z.object({
+  cohort: latencyTotalSchema,
+  rest: latencyTotalSchema,
+  /** When the driver last folded its samples in. */
+  savedAt: epochMsSchema,
+});
+export type BakeLatency = z.infer<typeof bakeLatencySchema>;
+
 /** One step: the canary (index 0) or a wave. */
 export const rolloutStepSchema = z.object({
   /** `canary` or `wave`. */
@@ -151,6 +176,8 @@ export const rolloutStepSchema = z.object({
   readyAt: epochMsSchema.optional(),
   bakeStartedAt: epochMsSchema.optional(),
   passedAt: epochMsSchema.optional(),
+  /** Latency samples of the current bake saved so far (absent before any). */
+  bakeLatency: bakeLatencySchema.optional(),
 });
 export type RolloutStep = z.infer<typeof rolloutStepSchema>;
 
@@ -256,6 +283,16 @@ export const rolloutSchema = z.object({
   finishedAt: epochMsSchema.optional(),
 });
 export type Rollout = z.infer<typeof rolloutSchema>;
+
+/** A claim older than this whose rollout record does not exist is left over from a failed start. */
+export const ACTIVE_CLAIM_STALE_MS = 30_000;
+
+/** The value under `rolloutActiveKey(model)`: the model's one live rollout. */
+export const activeRolloutClaimSchema = z.object({
+  rolloutId: rolloutIdSchema,
+  claimedAt: epochMsSchema,
+});
+export type ActiveRolloutClaim = z.infer<typeof activeRolloutClaimSchema>;
 
 /** One row of `GET /api/v1/rollouts`. */
 export const rolloutSummarySchema = z.object({
