@@ -44,6 +44,27 @@ describe('example store', () => {
     expect(await store.load('other')).toEqual([]);
   });
 
+  it('appends after a torn last line without losing the new example', async () => {
+    const feedback = join(dir, 'torn');
+    const store = new ExampleStore({
+      dir: feedback,
+      maxExamplesPerModel: 10,
+      logger: pino({ level: 'silent' }),
+    });
+    await store.append('spam', [{ inputs: { text: 'kept' }, label: 0 }]);
+    // A crash mid-append left half a line behind.
+    await writeFile(store.feedbackFile('spam'), '{"inputs":{"text":"kept"},"label":0}\n{"inputs":{"te', {
+      flag: 'w',
+    });
+    const fresh = new ExampleStore({
+      dir: feedback,
+      maxExamplesPerModel: 10,
+      logger: pino({ level: 'silent' }),
+    });
+    await fresh.append('spam', [{ inputs: { text: 'new' }, label: 1 }]);
+    expect((await fresh.load('spam')).map((e) => e.inputs['text'])).toEqual(['kept', 'new']);
+  });
+
   it('serialises concurrent appends to one model', async () => {
     const store = new ExampleStore({
       dir: join(dir, 'concurrent'),

@@ -107,8 +107,15 @@ export class ExampleStore {
       await mkdir(this.#o.dir, { recursive: true });
       const path = this.feedbackFile(model);
       if (before + lines.length <= cap) {
-        const file = await open(path, 'a');
+        const file = await open(path, 'a+');
         try {
+          // A crash mid-append can leave a torn last line: start on a fresh line, so the torn
+          // line stays one invalid line (skipped on read) instead of swallowing this example.
+          const { size } = await file.stat();
+          const last = Buffer.alloc(1);
+          if (size > 0 && (await file.read(last, 0, 1, size - 1)).bytesRead === 1 && last[0] !== 0x0a) {
+            lines[0] = `\n${lines[0] ?? ''}`;
+          }
           await file.write(lines.join(''));
           await file.sync();
         } finally {

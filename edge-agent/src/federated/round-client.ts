@@ -147,9 +147,17 @@ export class RoundClient {
     this.#record(task, { state: 'training', examples: prepared.examples.length });
     answer({ accepted: true, examples: prepared.examples.length });
     const secure = task.secure ? this.#secureSession({ ...task, secure: task.secure }) : undefined;
-    this.#running = this.#train(task, prepared, secure).finally(() => {
-      this.#busy = false;
-    });
+    this.#running = this.#train(task, prepared, secure)
+      .catch((err: unknown) => {
+        // Whatever went wrong with this round must not take the agent (and its serving) down.
+        secure?.close('round failed');
+        this.#o.metrics.updates.inc({ model: task.model, outcome: 'failed' });
+        this.#record(task, { state: 'failed', reason: (err as Error).message });
+        this.#log.error({ err, roundId: task.roundId }, 'round failed');
+      })
+      .finally(() => {
+        this.#busy = false;
+      });
   }
 
   async #train(
@@ -185,16 +193,26 @@ export class RoundClient {
       return;
     }
     this.#o.metrics.trainingTime.observe({ model: task.model }, result.trainMs / 1000);
+    if (!Number.isFinite(result.loss) || !result.delta.every((layer) => layer.every(Number.isFinite))) {
+      clearTimeout(timer);
+      secure?.close('training diverged');
+      this.#o.metrics.updates.inc({ model: task.model, outcome: 'failed' });
+      this.#record(task, { state: 'failed', reason: 'training diverged: non-finite loss or weights' });
+      log.warn({ loss: result.loss }, 'training diverged (try a lower learning rate): no update');
+      return;
+    }
 
     let delta = result.delta;
-    let privacy: FlUpdate['privacy'];
+    // Client-side DP: clip then noise. The unclipped norm (and whether clipping happened) stays on
+    // the device: it is an un-noised function of the local data.
+    let clipped: boolean | undefined;
     if (task.privacy?.mode === 'client') {
-      const clipped = privatizeUpdate(delta, {
+      const privatized = privatizeUpdate(delta, {
         clipNorm: task.privacy.clipNorm,
         noiseMultiplier: task.privacy.noiseMultiplier,
       });
-      delta = clipped.update;
-      privacy = { norm: clipped.norm, clipped: clipped.scale < 1 };
+      delta = privatized.update;
+      clipped = privatized.scale < 1;
     }
     let masked: Uint8Array | undefined;
     if (secure) {
@@ -234,7 +252,6 @@ export class RoundClient {
             })),
           }),
       metrics: { loss: result.loss, accuracy: result.accuracy, trainMs: result.trainMs },
-      ...(privacy ? { privacy } : {}),
     };
     const connection = this.#connection!;
     const outcome = await publishUpdate(connection.nc, update, {
@@ -253,7 +270,7 @@ export class RoundClient {
       this.#record(task, {
         state: 'published',
         ...metrics,
-        ...(privacy ? { clipped: privacy.clipped } : {}),
+        ...(clipped === undefined ? {} : { clipped }),
       });
       log.info({ ...metrics, attempts: outcome.attempts }, 'update published');
     } else {

@@ -50,7 +50,12 @@ export async function publishUpdate(
   options: PublishUpdateOptions,
 ): Promise<PublishOutcome> {
   const now = options.now ?? Date.now;
-  const data = encode(flUpdateSchema, update, 'federated update');
+  let data: Uint8Array;
+  try {
+    data = encode(flUpdateSchema, update, 'federated update');
+  } catch (err) {
+    return { type: 'dropped', attempts: 0, lastError: (err as Error).message };
+  }
   const js = jetstream(nc);
   const msgID = updateMessageId(update.roundId, update.agentId);
   let attempts = 0;
