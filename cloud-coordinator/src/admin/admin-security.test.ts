@@ -29,6 +29,7 @@ import { EjectionList } from '../router/ejection.js';
 import { RouterMetrics } from '../router/router-metrics.js';
 import { WorkerTable } from '../router/worker-table.js';
 import { AuditLog } from './audit-log.js';
+import { MAX_ANONYMOUS_EVENTS_PER_SECOND } from './audit-middleware.js';
 import { createCoordinatorApp } from './coordinator-app.js';
 import { UsersStore } from './users-store.js';
 
@@ -309,6 +310,32 @@ describe('audit log', () => {
       await (await call('GET', `/audit?since=${since}&actor=audited`, ADMIN_TOKEN)).json(),
     );
     expect(byViewer.events).toHaveLength(1);
+  });
+});
+
+describe('audit log under anonymous floods', () => {
+  it('keeps unauthenticated refusals bodiless and bounded per second, counting the rest', async () => {
+    const before = auditEventListSchema.parse(
+      await (await call('GET', '/audit?limit=1', ADMIN_TOKEN)).json(),
+    );
+    const flood = 'x'.repeat(2_000);
+    const answers = await Promise.all(
+      Array.from({ length: 60 }, () =>
+        Promise.resolve(call('POST', '/tokens', null, { labels: { flood }, ttlMs: 1_000 })),
+      ),
+    );
+    expect(answers.every((r) => r.status === 401)).toBe(true);
+    await call('POST', '/tokens', 'imk_0000000000000000_' + '0'.repeat(64), { labels: {}, ttlMs: 1 });
+    const { events } = auditEventListSchema.parse(
+      await (await call('GET', `/audit?since=${before.nextSince}&limit=1000`, ADMIN_TOKEN)).json(),
+    );
+    const anonymous = events.filter((e) => e.actor === 'anonymous');
+    // 61 refusals within a second or two: at most the per-second allowance of each second is written.
+    expect(anonymous.length).toBeGreaterThan(0);
+    expect(anonymous.length).toBeLessThanOrEqual(3 * MAX_ANONYMOUS_EVENTS_PER_SECOND);
+    expect(JSON.stringify(anonymous)).not.toContain(flood);
+    const metrics = await (await app.request('/metrics')).text();
+    expect(metrics).toMatch(/infermesh_audit_anonymous_suppressed_total(\{[^}]*\})? [1-9]/);
   });
 });
 

@@ -5,7 +5,14 @@
  * ordered consumer from a sequence on, filtered by actor and action.
  * @module
  */
-import { DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
+import {
+  DeliverPolicy,
+  DiscardPolicy,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+} from '@nats-io/jetstream';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { auditEventSchema, auditStream, auditSubject } from '@infermesh/protocols';
 import type { AuditEvent, AuditEventList } from '@infermesh/protocols';
@@ -24,7 +31,12 @@ export interface AuditLogOptions {
   readonly connection: MeshConnection;
   readonly replicas?: number;
   readonly maxAgeMs?: number;
+  /** Bytes the stream keeps at most; the oldest events go first (default 1 GiB). */
+  readonly maxBytes?: number;
 }
+
+/** Bytes the audit stream keeps by default: bounded, so no caller can fill the server's store. */
+export const DEFAULT_AUDIT_MAX_BYTES = 1024 ** 3;
 
 /** What `GET /api/v1/audit` asks for. */
 export interface AuditQuery {
@@ -63,6 +75,8 @@ export class AuditLog {
           retention: RetentionPolicy.Limits,
           storage: StorageType.File,
           max_age: (this.#options.maxAgeMs ?? DEFAULT_AUDIT_MAX_AGE_MS) * 1e6,
+          max_bytes: this.#options.maxBytes ?? DEFAULT_AUDIT_MAX_BYTES,
+          discard: DiscardPolicy.Old,
           num_replicas: this.#options.replicas ?? 1,
         });
       }

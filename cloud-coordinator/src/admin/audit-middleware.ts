@@ -1,7 +1,8 @@
 /**
  * Middleware writing one audit event per mutating admin call (POST, PUT, PATCH, DELETE), refused
  * ones included: after the call answers, it records who (the principal, or `anonymous` with the
- * viewer role when authentication failed), what (`action`/`target` from `noteAudit`, else
+ * viewer role when authentication failed — without its body, at most
+ * {@link MAX_ANONYMOUS_EVENTS_PER_SECOND} per second), what (`action`/`target` from `noteAudit`, else
  * `<METHOD> <route path>`), the status, and the JSON body with secrets removed, capped at
  * {@link MAX_AUDIT_DETAILS_BYTES}.
  *
@@ -26,6 +27,12 @@ const MUTATING_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 /** Keys whose values never reach the audit log. */
 const SECRET_KEY = /token|secret|password|private|signature|credential/i;
 const ANONYMOUS: Principal = { name: 'anonymous', role: 'viewer' };
+/**
+ * Refusals of unauthenticated callers written per second at most: anyone can send those, so they
+ * are recorded without their body and the excess is only counted (in the next event written and in
+ * `infermesh_audit_anonymous_suppressed_total`), never stored one by one.
+ */
+export const MAX_ANONYMOUS_EVENTS_PER_SECOND = 10;
 
 /** Options of {@link auditMutations}. */
 export interface AuditMiddlewareOptions {
@@ -55,18 +62,49 @@ export function capDetails(details: Record<string, unknown>): Record<string, unk
   return { truncated: true, bytes: json.length, preview: json.slice(0, MAX_AUDIT_DETAILS_BYTES - 128) };
 }
 
-function failureCounter(metrics: Registry | undefined): Counter | undefined {
+function counter(metrics: Registry | undefined, name: string, help: string): Counter | undefined {
   if (!metrics) return undefined;
-  const name = 'infermesh_audit_write_failures_total';
   const existing = metrics.getSingleMetric(name);
   if (existing) return existing as Counter;
-  return new Counter({ name, help: 'Audit events that could not be written', registers: [metrics] });
+  return new Counter({ name, help, registers: [metrics] });
+}
+
+/** Admits at most `perSecond` events per wall-clock second; counts the rest until one is admitted. */
+function anonymousLimiter(perSecond: number): () => { admitted: boolean; suppressed: number } {
+  let second = 0;
+  let used = 0;
+  let suppressed = 0;
+  return () => {
+    const now = Math.floor(Date.now() / 1000);
+    if (now !== second) {
+      second = now;
+      used = 0;
+    }
+    if (used >= perSecond) {
+      suppressed += 1;
+      return { admitted: false, suppressed };
+    }
+    used += 1;
+    const carried = suppressed;
+    suppressed = 0;
+    return { admitted: true, suppressed: carried };
+  };
 }
 
 /** Middleware auditing mutating calls; mount it before authentication so refusals are seen. */
 export function auditMutations(options: AuditMiddlewareOptions): MiddlewareHandler<AdminEnv> {
   const log = options.logger.child({ component: 'coordinator.audit' });
-  const failures = failureCounter(options.metrics);
+  const failures = counter(
+    options.metrics,
+    'infermesh_audit_write_failures_total',
+    'Audit events that could not be written',
+  );
+  const suppressedTotal = counter(
+    options.metrics,
+    'infermesh_audit_anonymous_suppressed_total',
+    'Refusals of unauthenticated calls not written one by one (over the per-second limit)',
+  );
+  const admitAnonymous = anonymousLimiter(MAX_ANONYMOUS_EVENTS_PER_SECOND);
   const base = options.basePath ?? '';
   return async (c, next) => {
     if (!MUTATING_METHODS.has(c.req.method)) {
@@ -74,12 +112,27 @@ export function auditMutations(options: AuditMiddlewareOptions): MiddlewareHandl
       return;
     }
     await next();
-    const principal = (c.get('principal') as Principal | undefined) ?? ANONYMOUS;
+    const authenticated = c.get('principal') as Principal | undefined;
+    const principal = authenticated ?? ANONYMOUS;
+    let suppressed = 0;
+    if (!authenticated) {
+      const admission = admitAnonymous();
+      if (!admission.admitted) {
+        suppressedTotal?.inc();
+        return;
+      }
+      suppressed = admission.suppressed;
+    }
     const note = c.get('audit');
     const matched = c.req.matchedRoutes.filter((r) => r.method === c.req.method).at(-1)?.path;
     const routePath = (matched ?? c.req.path).replace(/:([A-Za-z0-9_]+)/g, '{$1}');
     const alreadyRead = Object.keys(c.req.bodyCache).length > 0;
-    const body = await auditedBody(c.req.raw.headers, alreadyRead, () => c.req.json());
+    // An unauthenticated caller's body is not kept: anyone could fill the log with it.
+    const body = authenticated
+      ? await auditedBody(c.req.raw.headers, alreadyRead, () => c.req.json())
+      : suppressed > 0
+        ? { suppressedSinceLast: suppressed }
+        : undefined;
     const details = note?.details ?? body;
     const event: AuditEvent = {
       at: Date.now(),

@@ -39,7 +39,7 @@ export function adminErrorHandler(logger: Logger): ErrorHandler {
 
 /** Hono's notFound for the admin API: a coded 404 rather than a text page. */
 export const adminNotFound: NotFoundHandler = (c) =>
-  c.json({ error: `no route ${c.req.method} ${c.req.path}`, code: ErrorCode.MODEL_NOT_FOUND }, 404);
+  c.json({ error: `no route ${c.req.method} ${c.req.path}`, code: ErrorCode.NOT_FOUND }, 404);
 
 /** A path parameter validated with `schema` (INVALID_INPUT naming it). */
 export function pathParam<S extends z.ZodType>(c: Context, name: string, schema: S): z.output<S> {

@@ -357,7 +357,7 @@ export class AdminClient {
         : res.status === 403
           ? ErrorCode.FORBIDDEN
           : res.status === 404
-            ? ErrorCode.MODEL_NOT_FOUND
+            ? ErrorCode.NOT_FOUND
             : ErrorCode.INTERNAL;
     return new InferMeshError(
       code,
