@@ -109,8 +109,10 @@ export class EnrollmentTokenStore {
 
   /**
    * Marks the token used by `agentId` and returns its record. UNAUTHENTICATED when the token is
-   * malformed, unknown, already used (also by a concurrent call that won the compare-and-set) or
-   * expired.
+   * malformed, unknown, already used by another agent (also by a concurrent call that won the
+   * compare-and-set) or expired. The same agent presenting its token again (a retry after a lost
+   * reply, or a restart before it stored its identity: the caller has verified it holds the key
+   * the id derives from) gets the record again, so enrollment is idempotent.
    */
   async consume(token: string, agentId: string): Promise<EnrollmentTokenRecord> {
     const parts = parseToken(ENROLLMENT_TOKEN_PREFIX, token);
@@ -121,7 +123,10 @@ export class EnrollmentTokenStore {
     if (!entry || !record || !secretMatches(parts.secret, record.secretSha256)) {
       throw unauthenticated('unknown enrollment token');
     }
-    if (record.usedAt !== undefined) throw unauthenticated('the enrollment token was already used');
+    if (record.usedAt !== undefined) {
+      if (record.usedBy === agentId) return record;
+      throw unauthenticated('the enrollment token was already used');
+    }
     const now = this.#now();
     if (record.expiresAt <= now) {
       throw unauthenticated(`the enrollment token expired at ${new Date(record.expiresAt).toISOString()}`);
@@ -131,6 +136,8 @@ export class EnrollmentTokenStore {
       await kv.update(record.id, encoder.encode(JSON.stringify(used)), entry.revision);
     } catch (cause) {
       const now = await kv.get(record.id);
+      const winner = now && now.operation === 'PUT' ? parseRecord(now) : undefined;
+      if (winner?.usedBy === agentId) return winner;
       if (now?.revision !== entry.revision) {
         throw new InferMeshError(ErrorCode.UNAUTHENTICATED, 'the enrollment token was already used', {
           cause,
