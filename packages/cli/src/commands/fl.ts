@@ -6,6 +6,7 @@
  * @module
  */
 import { readFile } from 'node:fs/promises';
+import { CommanderError } from 'commander';
 import type { Command } from 'commander';
 import { invalidInput, labelledExampleSchema, parseOrThrow } from '@infermesh/protocols';
 import type { FlRunRecord, FlRunStartRequest, LabelledExample } from '@infermesh/protocols';
@@ -135,7 +136,13 @@ async function startRun(flags: StartFlags): Promise<void> {
   process.stdout.write(`started ${run.id}: ${run.model}@${run.baseVersion} -> ${run.resultVersion}\n`);
   if (flags.detach) return;
   const end = await followFlRun(client, run.id, new FlRunView(process.stdout));
-  if (end.state !== 'succeeded' && end.state !== 'stopped') process.exitCode = 1;
+  if (end.state !== 'succeeded' && end.state !== 'stopped') failedRun(end);
+}
+
+/** Ends the command with exit code 1 for a run that did not succeed, saying why. */
+function failedRun(run: FlRunRecord): never {
+  console.error(`infermesh: federated run ${run.id} ${run.state}${run.error ? `: ${run.error}` : ''}`);
+  throw new CommanderError(1, 'infermesh.fl', '');
 }
 
 /** Registers `infermesh fl`. */
@@ -184,7 +191,7 @@ export function registerFl(program: Command): void {
         },
       };
       const end = await followFlRun(client, id, flags.json ? json : new FlRunView(process.stdout));
-      if (end.state === 'failed') process.exitCode = 1;
+      if (end.state === 'failed') failedRun(end);
       return;
     }
     const run = await client.get(id);
