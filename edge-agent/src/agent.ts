@@ -13,6 +13,7 @@ import type { ServerType } from '@hono/node-server';
 import type { Logger } from 'pino';
 import type { AgentConfig } from './config/agent-config.js';
 import { HeartbeatBuilder } from './heartbeat/heartbeat-builder.js';
+import type { MessageSigner } from './fleet/message-signer.js';
 import { HeartbeatPublisher } from './heartbeat/heartbeat-publisher.js';
 import { createAgentApp } from './http/agent-app.js';
 import { AgentMetrics } from './metrics/agent-metrics.js';
@@ -58,7 +59,11 @@ export class Agent {
   #inFlight = 0;
   #idle: (() => void)[] = [];
 
-  constructor(config: AgentConfig, logger: Logger) {
+  /**
+   * @param options.signer signs heartbeats and federated updates with the enrolled identity's key
+   *   (absent for an agent that did not enroll).
+   */
+  constructor(config: AgentConfig, logger: Logger, options: { signer?: MessageSigner } = {}) {
     this.config = config;
     this.#log = logger.child({ component: 'agent', agentId: config.id });
     this.metrics = new AgentMetrics({
@@ -125,6 +130,7 @@ export class Agent {
       });
       this.heartbeat = new HeartbeatPublisher({
         agentId: config.id,
+        signer: options.signer,
         intervalMs: config.heartbeatIntervalMs,
         // The fleet identity's labels (enrolled ones, else configured) ride in every heartbeat.
         build: async () => ({
@@ -145,6 +151,7 @@ export class Agent {
         ? undefined
         : new RoundClient({
             agentId: config.id,
+            signer: options.signer,
             trainers: new RoundTrainers({
               modelsDir: config.modelsDir,
               repository: this.repository,

@@ -12,6 +12,7 @@ import type { AgentConfigInput } from './config/agent-config.js';
 import { AGENT_VERSION, Agent } from './agent.js';
 import { agentHardware } from './heartbeat/heartbeat-builder.js';
 import { configWithIdentity, resolveAgentIdentity } from './fleet/agent-enrollment.js';
+import { createMessageSigner } from './fleet/message-signer.js';
 
 export interface RunAgentOptions {
   configFile?: string | undefined;
@@ -69,7 +70,11 @@ export async function runAgentProcess(options: RunAgentOptions): Promise<void> {
     return;
   }
   if (enrolling.signal.aborted) return;
-  const agent = new Agent(config, logger);
+  const agent = new Agent(
+    config,
+    logger,
+    fleet.type === 'enrolled' ? { signer: createMessageSigner(fleet.identity) } : {},
+  );
   await agent.start();
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals): void => {

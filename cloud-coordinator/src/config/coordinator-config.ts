@@ -13,6 +13,7 @@ import {
   portSchema,
   positiveIntSchema,
   processIdSchema,
+  switchSchema,
 } from '@infermesh/config';
 import type { ConfigSources } from '@infermesh/config';
 import { DEFAULT_HTTP_HOST, DEFAULT_SHUTDOWN_TIMEOUT_MS } from './common.js';
@@ -73,6 +74,12 @@ export const coordinatorConfigSchema = z
     fleetStaleAfterMs: positiveIntSchema.default(DEFAULT_FLEET_STALE_AFTER_MS),
     /** An agent silent for this long is `offline`. */
     fleetOfflineAfterMs: positiveIntSchema.default(DEFAULT_FLEET_OFFLINE_AFTER_MS),
+    /**
+     * Only enrolled agents count (production): heartbeats of agents without a fleet record are
+     * dropped, so they are never rollout targets or federated clients. Off by default for
+     * development meshes whose agents have configured ids.
+     */
+    fleetRequireEnrollment: switchSchema.default(false),
     /** Time between two ticks of the rollout controller. */
     rolloutTickIntervalMs: positiveIntSchema.default(DEFAULT_ROLLOUT_TICK_INTERVAL_MS),
     /** Lease of the coordinator driving a rollout; renewed every tick, so well above the tick. */

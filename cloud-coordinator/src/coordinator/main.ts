@@ -77,6 +77,7 @@ export async function startCoordinatorNode(
     logger,
     staleAfterMs: config.fleetStaleAfterMs,
     offlineAfterMs: config.fleetOfflineAfterMs,
+    requireEnrollment: config.fleetRequireEnrollment,
     replicas: config.storeReplicas,
   });
   const users = new UsersStore({ connection, logger, replicas: config.storeReplicas });

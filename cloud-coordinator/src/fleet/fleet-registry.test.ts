@@ -1,8 +1,16 @@
+import { generateKeyPairSync, sign } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
-import { ErrorCode, agentHeartbeatSubject, encode, agentHeartbeatSchema } from '@infermesh/protocols';
+import {
+  AGENT_SIGNATURE_HEADER,
+  ErrorCode,
+  agentHeartbeatSubject,
+  encode,
+  agentHeartbeatSchema,
+} from '@infermesh/protocols';
 import type { AgentHeartbeat, FleetRecord } from '@infermesh/protocols';
-import { connectMesh } from '@infermesh/mesh-client';
+import { connectMesh, toMsgHdrs } from '@infermesh/mesh-client';
 import type { MeshConnection } from '@infermesh/mesh-client';
 import { startNatsServer } from '../../../test/harness/index.js';
 import type { NatsServer } from '../../../test/harness/index.js';
@@ -28,15 +36,24 @@ function heartbeat(agentId: string, labels: Record<string, string> = {}): AgentH
 function record(agentId: string, labels: Record<string, string>): FleetRecord {
   return {
     agentId,
-    publicKey: Buffer.alloc(32, 7).toString('base64'),
+    publicKey: rawPublicKey(enrolledKey.publicKey),
     labels,
     enrolledAt: clock,
     enrollmentTokenId: '0123456789abcdef',
   };
 }
 
-async function publish(hb: AgentHeartbeat, subjectAgent = hb.agentId): Promise<void> {
-  conn.nc.publish(agentHeartbeatSubject(subjectAgent), encode(agentHeartbeatSchema, hb));
+const enrolledKey = generateKeyPairSync('ed25519');
+const rawPublicKey = (key: KeyObject): string =>
+  Buffer.from(key.export({ format: 'jwk' }).x as string, 'base64url').toString('base64');
+
+/** Publishes a heartbeat, signed with `key` when given (as an enrolled agent does). */
+async function publish(hb: AgentHeartbeat, subjectAgent = hb.agentId, key?: KeyObject): Promise<void> {
+  const body = encode(agentHeartbeatSchema, hb);
+  const headers = key
+    ? toMsgHdrs({ [AGENT_SIGNATURE_HEADER]: sign(null, body, key).toString('base64') })
+    : undefined;
+  conn.nc.publish(agentHeartbeatSubject(subjectAgent), body, headers ? { headers } : undefined);
   await conn.nc.flush();
 }
 
@@ -71,7 +88,7 @@ describe('FleetRegistry', () => {
     });
     for (let i = 0; i < 5; i++) await publish(heartbeat(`dev-${i}`, { site: i % 2 === 0 ? 'eu' : 'us' }));
     // The enrolled agent's record labels win over what its heartbeat says.
-    await publish(heartbeat('ag-enrolled', { site: 'elsewhere' }));
+    await publish(heartbeat('ag-enrolled', { site: 'elsewhere' }), 'ag-enrolled', enrolledKey.privateKey);
     await until(() => fleet.get('dev-4') !== undefined && fleet.get('ag-enrolled')?.heartbeat !== undefined);
 
     expect(fleet.size).toBe(6);
@@ -136,6 +153,36 @@ describe('FleetRegistry', () => {
     expect(fleet.rejectedHeartbeats).toBe(2);
     expect(seen).toEqual(['honest']);
     await fleet.stop();
+  });
+
+  it('takes an enrolled agent’s heartbeats only with its signature, and drops unenrolled ones when enrollment is required', async () => {
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    const raw = rawPublicKey(publicKey);
+    const fleet = new FleetRegistry({ connection: conn, logger, now, requireEnrollment: true });
+    await fleet.start();
+    await fleet.createRecord({ ...record('ag-signed', { site: 'eu' }), publicKey: raw });
+    const seen: number[] = [];
+    fleet.onHeartbeat((hb) => seen.push(hb.at));
+    const send = (hb: AgentHeartbeat, key?: KeyObject): Promise<void> => publish(hb, hb.agentId, key);
+    const rejected = fleet.rejectedHeartbeats;
+    await send({ ...heartbeat('ag-signed'), at: 100 }); // unsigned
+    await send({ ...heartbeat('ag-signed'), at: 101 }, generateKeyPairSync('ed25519').privateKey); // someone else's key
+    await send({ ...heartbeat('stranger'), at: 102 }); // not enrolled
+    await send({ ...heartbeat('ag-signed'), at: 103 }, privateKey);
+    await until(() => seen.includes(103));
+    expect(fleet.rejectedHeartbeats - rejected).toBe(3);
+    expect(fleet.get('stranger')).toBeUndefined();
+    // A replayed older (validly signed) heartbeat does not roll the agent back.
+    await send({ ...heartbeat('ag-signed'), at: 50 }, privateKey);
+    await send({ ...heartbeat('ag-signed'), at: 104 }, privateKey);
+    await until(() => seen.includes(104));
+    expect(seen).toEqual([103, 104]);
+    await fleet.stop();
+    // A restarted registry checks the stored heartbeats' signatures too.
+    const again = new FleetRegistry({ connection: conn, logger, now, requireEnrollment: true });
+    await again.start();
+    expect(again.get('ag-signed')?.heartbeat?.at).toBe(104);
+    await again.stop();
   });
 
   it('matches selectors on every key', () => {

@@ -2,29 +2,26 @@
  * The fleet registry: every agent the coordinator knows, with its identity, labels, presence and
  * last heartbeat (DESIGN.md section 8). Its state lives in JetStream, not here:
  * - fleet records (enrolled identity + operator-managed labels) in `fleetBucket()`, followed with
- *   a KV watch so an enrollment or label change made through any coordinator shows up on all;
+ *   a KV watch so an enrollment or label change made through any coordinator shows up on all
+ *   (`fleet-records.ts`);
  * - heartbeats in `heartbeatsStream()`, which keeps the last one per agent: on start the registry
  *   replays those, then follows live heartbeats with a plain subscription (no JetStream cost per
  *   heartbeat on the coordinator).
+ * An enrolled agent's heartbeats count only when signed with its key (`AGENT_SIGNATURE_HEADER`);
+ * with `requireEnrollment`, heartbeats of agents without a record are dropped too. Live heartbeats
+ * are checked in short slices (`heartbeat-intake.ts`) so a burst never stalls the admin API.
  * The in-memory view is a cache any coordinator rebuilds in a second. Presence comes from the age
  * of the last heartbeat: `online` within `staleAfterMs`, `stale` until `offlineAfterMs`, then
  * `offline`; `unknown` for an enrolled agent never heard from.
  * @module
  */
 import type { Subscription } from '@nats-io/transport-node';
-import type { KV } from '@nats-io/kv';
-import { KvWatchInclude } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import {
-  ErrorCode,
-  InferMeshError,
-  isInferMeshError,
+  AGENT_SIGNATURE_HEADER,
   agentHeartbeatSchema,
   allAgentHeartbeatsSubject,
   decode,
-  fleetBucket,
-  fleetRecordSchema,
-  notFound,
 } from '@infermesh/protocols';
 import type {
   AgentHeartbeat,
@@ -34,17 +31,14 @@ import type {
   Labels,
   LabelsPatch,
 } from '@infermesh/protocols';
-import { jetstreamCall, openRegistryKv, registryUnavailable } from '@infermesh/mesh-client';
 import type { MeshConnection } from '@infermesh/mesh-client';
+import { FleetRecords } from './fleet-records.js';
+import { HeartbeatIntake } from './heartbeat-intake.js';
 import { ensureHeartbeatsStream, replayLastHeartbeats } from './heartbeats-stream.js';
-
 import {
   DEFAULT_FLEET_OFFLINE_AFTER_MS,
   DEFAULT_FLEET_STALE_AFTER_MS,
 } from '../config/coordinator-config.js';
-
-/** CAS retries of a label update racing another writer. */
-const LABEL_UPDATE_ATTEMPTS = 5;
 
 export interface FleetRegistryOptions {
   readonly connection: MeshConnection;
@@ -55,6 +49,11 @@ export interface FleetRegistryOptions {
   readonly now?: () => number;
   /** JetStream replicas of the bucket and stream when creating them. */
   readonly replicas?: number;
+  /**
+   * Drop heartbeats of agents that did not enroll (production). Off by default so development
+   * agents with a configured id show up; enrolled agents' heartbeats must be signed either way.
+   */
+  readonly requireEnrollment?: boolean;
 }
 
 /** Which agents {@link FleetRegistry.list} and {@link FleetRegistry.page} return. */
@@ -95,14 +94,17 @@ export class FleetRegistry {
   readonly #offlineAfterMs: number;
   readonly #now: () => number;
   readonly #replicas: number;
-  readonly #records = new Map<string, FleetRecord>();
+  readonly #records: FleetRecords;
+  readonly #requireEnrollment: boolean;
+  /** Live heartbeats wait here and are checked in short slices (see heartbeat-intake.ts). */
+  readonly #intake = new HeartbeatIntake({
+    process: (h) => void this.#accept(h.subject, h.data, h.receivedAt, h.signature),
+  });
   readonly #heartbeats = new Map<string, HeartbeatState>();
   readonly #listeners = new Set<(heartbeat: AgentHeartbeat, receivedAt: number) => void>();
   /** Every known agent id, sorted; rebuilt lazily when an id is added or removed. */
   #sortedIds: string[] | undefined;
-  #kv: KV | undefined;
   #subscription: Subscription | undefined;
-  #watchStop: (() => void) | undefined;
   #rejected = 0;
 
   constructor(options: FleetRegistryOptions) {
@@ -115,6 +117,17 @@ export class FleetRegistry {
     );
     this.#now = options.now ?? Date.now;
     this.#replicas = options.replicas ?? 1;
+    this.#requireEnrollment = options.requireEnrollment ?? false;
+    this.#records = new FleetRecords({
+      connection: this.#connection,
+      logger: this.#logger,
+      now: this.#now,
+      replicas: this.#replicas,
+      // A new or removed id changes the sorted id list (unless heartbeats already listed it).
+      onChange: (agentId) => {
+        if (!this.#heartbeats.has(agentId)) this.#sortedIds = undefined;
+      },
+    });
   }
 
   /** Agents known: enrolled ones and any that heartbeat. */
@@ -137,17 +150,18 @@ export class FleetRegistry {
     this.#subscription = nc.subscribe(allAgentHeartbeatsSubject(), {
       callback: (err, msg) => {
         if (err) return;
-        this.#accept(msg.subject, msg.data, this.#now());
+        this.#intake.push({
+          subject: msg.subject,
+          data: msg.data,
+          receivedAt: this.#now(),
+          signature: msg.headers?.get(AGENT_SIGNATURE_HEADER) || undefined,
+        });
       },
     });
     await ensureHeartbeatsStream(this.#connection, this.#replicas);
-    this.#kv = await openRegistryKv(this.#connection, fleetBucket(), 'InferMesh fleet records', {
-      create: true,
-      replicas: this.#replicas,
-    });
-    await this.#followRecords(this.#kv);
-    await replayLastHeartbeats(this.#connection, (subject, data, receivedAt) =>
-      this.#accept(subject, data, receivedAt),
+    await this.#records.start();
+    await replayLastHeartbeats(this.#connection, (subject, data, receivedAt, signature) =>
+      this.#accept(subject, data, receivedAt, signature),
     );
     this.#logger.info(
       { agents: this.size, enrolled: this.#records.size, heartbeats: this.#heartbeats.size },
@@ -158,8 +172,8 @@ export class FleetRegistry {
   stop(): Promise<void> {
     this.#subscription?.unsubscribe();
     this.#subscription = undefined;
-    this.#watchStop?.();
-    this.#watchStop = undefined;
+    this.#intake.close();
+    this.#records.stop();
     this.#listeners.clear();
     return Promise.resolve();
   }
@@ -214,90 +228,37 @@ export class FleetRegistry {
   }
 
   /** Stores a new agent's record; CONFLICT when the id is already enrolled. */
-  async createRecord(record: FleetRecord): Promise<void> {
-    const value = fleetRecordSchema.parse(record);
-    const kv = this.#bucket();
-    try {
-      await kv.create(value.agentId, JSON.stringify(value));
-    } catch (cause) {
-      if (/wrong last sequence|key exists/i.test((cause as Error).message)) {
-        throw new InferMeshError(ErrorCode.CONFLICT, `agent ${value.agentId} is already enrolled`, { cause });
-      }
-      throw isInferMeshError(cause) ? cause : registryUnavailable('the fleet bucket', cause);
-    }
-    this.#setRecord(value);
+  createRecord(record: FleetRecord): Promise<void> {
+    return this.#records.create(record);
   }
 
   /** Stores a record, replacing any (re-enrollment of the same identity). */
-  async putRecord(record: FleetRecord): Promise<void> {
-    const value = fleetRecordSchema.parse(record);
-    const kv = this.#bucket();
-    await jetstreamCall('the fleet bucket', () => kv.put(value.agentId, JSON.stringify(value)));
-    this.#setRecord(value);
+  putRecord(record: FleetRecord): Promise<void> {
+    return this.#records.put(record);
   }
 
   /** Removes an agent's record (de-enrollment); NOT_FOUND when it has none. */
-  async deleteRecord(agentId: string): Promise<void> {
-    if (!this.#records.has(agentId)) throw notFound(`agent ${agentId} is not enrolled`, { agentId });
-    const kv = this.#bucket();
-    await jetstreamCall('the fleet bucket', () => kv.delete(agentId));
-    this.#records.delete(agentId);
-    if (!this.#heartbeats.has(agentId)) this.#sortedIds = undefined;
+  deleteRecord(agentId: string): Promise<void> {
+    return this.#records.delete(agentId);
   }
 
-  /**
-   * Applies a label patch (string sets, null removes) to an enrolled agent with compare-and-set;
-   * NOT_FOUND for an agent that is not enrolled.
-   */
-  async updateLabels(agentId: string, patch: LabelsPatch, by: string): Promise<FleetRecord> {
-    const kv = this.#bucket();
-    for (let attempt = 1; ; attempt++) {
-      const entry = await jetstreamCall('the fleet bucket', () => kv.get(agentId));
-      if (!entry || entry.operation !== 'PUT') {
-        throw notFound(`agent ${agentId} is not enrolled`, { agentId });
-      }
-      const current = fleetRecordSchema.parse(entry.json());
-      const labels: Labels = { ...current.labels };
-      for (const [key, value] of Object.entries(patch)) {
-        if (value === null) delete labels[key];
-        else labels[key] = value;
-      }
-      const next: FleetRecord = {
-        ...current,
-        labels,
-        labelsUpdatedAt: this.#now(),
-        labelsUpdatedBy: by,
-      };
-      try {
-        await kv.update(agentId, JSON.stringify(next), entry.revision);
-        this.#setRecord(next);
-        return next;
-      } catch (cause) {
-        if (attempt >= LABEL_UPDATE_ATTEMPTS || !/wrong last sequence/i.test((cause as Error).message)) {
-          throw isInferMeshError(cause) ? cause : registryUnavailable('the fleet bucket', cause);
-        }
-      }
-    }
+  /** Applies a label patch to an enrolled agent (compare-and-set); NOT_FOUND when not enrolled. */
+  updateLabels(agentId: string, patch: LabelsPatch, by: string): Promise<FleetRecord> {
+    return this.#records.updateLabels(agentId, patch, by);
   }
 
-  #bucket(): KV {
-    if (!this.#kv) throw new InferMeshError(ErrorCode.UNAVAILABLE, 'the fleet registry is not started');
-    return this.#kv;
+  /** True when `signature` is the enrolled agent's signature over `data` (false when not enrolled). */
+  signedBy(agentId: string, data: Uint8Array, signature: string | undefined): boolean {
+    return this.#records.signedBy(agentId, data, signature);
   }
 
   #ids(): string[] {
     if (!this.#sortedIds) {
-      const ids = new Set<string>(this.#records.keys());
+      const ids = new Set<string>(this.#records.ids());
       for (const id of this.#heartbeats.keys()) ids.add(id);
       this.#sortedIds = [...ids].sort();
     }
     return this.#sortedIds;
-  }
-
-  #setRecord(record: FleetRecord): void {
-    const known = this.#records.has(record.agentId) || this.#heartbeats.has(record.agentId);
-    this.#records.set(record.agentId, record);
-    if (!known) this.#sortedIds = undefined;
   }
 
   #presence(id: string, now: number): AgentPresence {
@@ -339,7 +300,7 @@ export class FleetRegistry {
   }
 
   /** Validates and keeps one heartbeat; false when it was dropped. */
-  #accept(subject: string, data: Uint8Array, receivedAt: number): boolean {
+  #accept(subject: string, data: Uint8Array, receivedAt: number, signature: string | undefined): boolean {
     let heartbeat: AgentHeartbeat;
     try {
       heartbeat = decode(agentHeartbeatSchema, data, 'agent heartbeat');
@@ -352,8 +313,21 @@ export class FleetRegistry {
       this.#reject(subject, `agentId ${heartbeat.agentId} does not match the subject`);
       return false;
     }
+    const record = this.#records.get(heartbeat.agentId);
+    if (record) {
+      // An enrolled agent speaks only with its key: anything else claiming its id is dropped.
+      if (!this.#records.signedBy(heartbeat.agentId, data, signature)) {
+        this.#reject(subject, `heartbeat of enrolled agent ${heartbeat.agentId} without a valid signature`);
+        return false;
+      }
+    } else if (this.#requireEnrollment) {
+      this.#reject(subject, `agent ${heartbeat.agentId} is not enrolled`);
+      return false;
+    }
     const known = this.#heartbeats.get(heartbeat.agentId);
     if (known && known.receivedAt > receivedAt) return false;
+    // A replayed older heartbeat (validly signed once) must not roll counters back.
+    if (known && record && heartbeat.at < known.heartbeat.at) return false;
     if (!known && !this.#records.has(heartbeat.agentId)) this.#sortedIds = undefined;
     this.#heartbeats.set(heartbeat.agentId, { heartbeat, receivedAt });
     for (const listener of this.#listeners) {
@@ -372,34 +346,6 @@ export class FleetRegistry {
     if (this.#rejected % 1_000 === 1) {
       this.#logger.warn({ subject, reason, rejected: this.#rejected }, 'dropped an invalid heartbeat');
     }
-  }
-
-  async #followRecords(kv: KV): Promise<void> {
-    const watch = await jetstreamCall('the fleet bucket', () =>
-      kv.watch({ include: KvWatchInclude.AllHistory }),
-    );
-    this.#watchStop = () => watch.stop();
-    let initial = (await kv.status()).values;
-    let resolveReady: () => void = () => undefined;
-    const ready = new Promise<void>((resolve) => (resolveReady = resolve));
-    if (initial === 0) resolveReady();
-    void (async () => {
-      for await (const entry of watch) {
-        if (entry.operation === 'PUT') {
-          const parsed = fleetRecordSchema.safeParse(entry.json());
-          if (parsed.success) this.#setRecord(parsed.data);
-          else this.#logger.warn({ key: entry.key }, 'ignored an invalid fleet record');
-        } else {
-          this.#records.delete(entry.key);
-          this.#sortedIds = undefined;
-        }
-        if (initial > 0 && entry.delta === 0) {
-          initial = 0;
-          resolveReady();
-        }
-      }
-    })().catch((err: unknown) => this.#logger.error({ err }, 'fleet record watch ended'));
-    await ready;
   }
 }
 

@@ -5,7 +5,7 @@
  * @module
  */
 import { DeliverPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { allAgentHeartbeatsSubject, heartbeatsStream } from '@infermesh/protocols';
+import { AGENT_SIGNATURE_HEADER, allAgentHeartbeatsSubject, heartbeatsStream } from '@infermesh/protocols';
 import { jetstreamCall } from '@infermesh/mesh-client';
 import type { MeshConnection } from '@infermesh/mesh-client';
 
@@ -37,12 +37,12 @@ export async function ensureHeartbeatsStream(connection: MeshConnection, replica
 }
 
 /**
- * Calls `visit` with the last heartbeat of every agent in the stream (subject, raw bytes, and when
- * the server stored it in ms since the epoch). Resolves once all have been visited.
+ * Calls `visit` with the last heartbeat of every agent in the stream (subject, raw bytes, when the
+ * server stored it in ms since the epoch, and the agent's signature header when it had one). Resolves once all have been visited.
  */
 export async function replayLastHeartbeats(
   connection: MeshConnection,
-  visit: (subject: string, data: Uint8Array, storedAt: number) => void,
+  visit: (subject: string, data: Uint8Array, storedAt: number, signature: string | undefined) => void,
 ): Promise<void> {
   const js = jetstream(connection.nc);
   const jsm = await jetstreamManager(connection.nc);
@@ -55,7 +55,12 @@ export async function replayLastHeartbeats(
   const messages = await consumer.consume({ max_messages: REPLAY_BATCH });
   try {
     for await (const msg of messages) {
-      visit(msg.subject, msg.data, Math.floor(msg.info.timestampNanos / 1e6));
+      visit(
+        msg.subject,
+        msg.data,
+        Math.floor(msg.info.timestampNanos / 1e6),
+        msg.headers?.get(AGENT_SIGNATURE_HEADER) || undefined,
+      );
       if (msg.info.pending === 0) break;
     }
   } finally {

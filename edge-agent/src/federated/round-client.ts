@@ -21,6 +21,7 @@ import {
   flTaskReplySchema,
 } from '@infermesh/protocols';
 import type { FlRoundTask, FlTaskReply, FlUpdate } from '@infermesh/protocols';
+import type { MessageSigner } from '../fleet/message-signer.js';
 import { privatizeUpdate } from '@infermesh/federated';
 import type { TrainingResult } from '@infermesh/trainer';
 import type { FederatedMetrics } from './federated-metrics.js';
@@ -50,6 +51,8 @@ export interface RoundClientOptions {
   readonly metrics: FederatedMetrics;
   readonly logger: Logger;
   readonly now?: () => number;
+  /** Signs updates with the enrolled identity's key (the coordinator verifies enrolled agents'). */
+  readonly signer?: MessageSigner | undefined;
 }
 
 /** Subscribes to round tasks and runs them, one at a time. */
@@ -255,6 +258,7 @@ export class RoundClient {
     };
     const connection = this.#connection!;
     const outcome = await publishUpdate(connection.nc, update, {
+      signer: this.#o.signer,
       deadlineAt: task.deadlineAt,
       now: this.#now,
       signal: this.#abort.signal,

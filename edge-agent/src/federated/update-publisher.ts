@@ -5,7 +5,10 @@
  * sent at all).
  * @module
  */
+import { randomBytes } from 'node:crypto';
 import { jetstream } from '@nats-io/jetstream';
+import { signatureHeaders } from '../fleet/message-signer.js';
+import type { MessageSigner } from '../fleet/message-signer.js';
 import type { MeshConnection } from '@infermesh/mesh-client';
 import { encode, flUpdateSchema, flUpdateSubject } from '@infermesh/protocols';
 import type { FlUpdate } from '@infermesh/protocols';
@@ -25,11 +28,17 @@ export interface PublishUpdateOptions {
   readonly retryDelayMs?: number;
   readonly now?: () => number;
   readonly signal?: AbortSignal;
+  /** Signs the update body (enrolled agents). */
+  readonly signer?: MessageSigner | undefined;
 }
 
-/** The de-duplication id of an agent's update in a round. */
-export function updateMessageId(roundId: string, agentId: string): string {
-  return `${roundId}.${agentId}`;
+/**
+ * The de-duplication id of one update: the round, the agent, and a nonce drawn once per update, so
+ * the agent's own retries are de-duplicated but nobody can pre-empt its update by publishing first
+ * under a predictable id.
+ */
+export function updateMessageId(roundId: string, agentId: string, nonce: string): string {
+  return `${roundId}.${agentId}.${nonce}`;
 }
 
 const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
@@ -57,7 +66,8 @@ export async function publishUpdate(
     return { type: 'dropped', attempts: 0, lastError: (err as Error).message };
   }
   const js = jetstream(nc);
-  const msgID = updateMessageId(update.roundId, update.agentId);
+  const msgID = updateMessageId(update.roundId, update.agentId, randomBytes(8).toString('hex'));
+  const headers = signatureHeaders(options.signer, data);
   let attempts = 0;
   let lastError: string | undefined;
   for (;;) {
@@ -69,6 +79,7 @@ export async function publishUpdate(
     try {
       const ack = await js.publish(flUpdateSubject(update.roundId), data, {
         msgID,
+        ...(headers ? { headers } : {}),
         timeout: Math.max(1, Math.min(PUBLISH_ACK_TIMEOUT_MS, remaining)),
       });
       return { type: 'published', attempts, duplicate: ack.duplicate };

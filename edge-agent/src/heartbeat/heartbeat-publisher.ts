@@ -9,6 +9,8 @@ import type { Logger } from 'pino';
 import { agentHeartbeatSchema, agentHeartbeatSubject, encode } from '@infermesh/protocols';
 import type { AgentHeartbeat } from '@infermesh/protocols';
 import type { MeshConnection } from '@infermesh/mesh-client';
+import { signatureHeaders } from '../fleet/message-signer.js';
+import type { MessageSigner } from '../fleet/message-signer.js';
 
 /** Options of {@link HeartbeatPublisher}. */
 export interface HeartbeatPublisherOptions {
@@ -16,6 +18,8 @@ export interface HeartbeatPublisherOptions {
   readonly intervalMs: number;
   readonly build: () => Promise<AgentHeartbeat>;
   readonly logger: Logger;
+  /** Signs each heartbeat (enrolled agents): the coordinator drops unsigned ones claiming them. */
+  readonly signer?: MessageSigner | undefined;
 }
 
 /** What the publisher has done, for `/v1/status`. */
@@ -81,10 +85,9 @@ export class HeartbeatPublisher {
     if (!connection || this.#stopped || connection.state !== 'connected') return;
     try {
       const heartbeat = await this.#o.build();
-      connection.nc.publish(
-        agentHeartbeatSubject(this.#o.agentId),
-        encode(agentHeartbeatSchema, heartbeat, 'heartbeat'),
-      );
+      const body = encode(agentHeartbeatSchema, heartbeat, 'heartbeat');
+      const headers = signatureHeaders(this.#o.signer, body);
+      connection.nc.publish(agentHeartbeatSubject(this.#o.agentId), body, headers ? { headers } : undefined);
       this.#sent += 1;
       this.#lastSentAt = new Date();
       this.#lastError = undefined;

@@ -100,6 +100,14 @@ export const enrollResponseSchema = z.object({
 });
 export type EnrollResponse = z.infer<typeof enrollResponseSchema>;
 
+/**
+ * NATS header carrying an enrolled agent's ed25519 signature (base64) over the exact message body,
+ * on its heartbeats and its federated updates. The coordinator verifies it against the fleet
+ * record's public key: a message claiming an enrolled agent's id without a valid signature is
+ * dropped, so nobody else can speak for an enrolled device.
+ */
+export const AGENT_SIGNATURE_HEADER = 'Im-Agent-Signature';
+
 /** The fleet record of one enrolled agent (value under its id in `fleetBucket()`). */
 export const fleetRecordSchema = z.object({
   agentId: idSchema,

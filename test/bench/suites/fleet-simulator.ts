@@ -5,9 +5,17 @@
  * one or two models with monotonic counters and p50/p95, sync entries, hardware and labels.
  * @module
  */
-import { agentHeartbeatSchema, agentHeartbeatSubject, encode } from '@infermesh/protocols';
-import type { AgentHeartbeat } from '@infermesh/protocols';
-import { connectMesh } from '@infermesh/mesh-client';
+import { generateKeyPairSync, sign } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import {
+  AGENT_SIGNATURE_HEADER,
+  agentHeartbeatSchema,
+  agentHeartbeatSubject,
+  encode,
+  fleetBucket,
+} from '@infermesh/protocols';
+import type { AgentHeartbeat, FleetRecord } from '@infermesh/protocols';
+import { connectMesh, openRegistryKv, toMsgHdrs } from '@infermesh/mesh-client';
 import type { MeshConnection } from '@infermesh/mesh-client';
 
 /** Sites the simulated agents are spread over (label `site`). */
@@ -23,6 +31,11 @@ export interface FleetSimulatorOptions {
   readonly intervalMs: number;
   /** Each period varies by up to this fraction either way (default 0.1). */
   readonly jitter?: number;
+  /**
+   * Agents are enrolled (a fleet record with an ed25519 key each) and sign every heartbeat, so the
+   * coordinator verifies every signature, as in production. Default true.
+   */
+  readonly enrolled?: boolean;
 }
 
 interface SimulatedAgent {
@@ -31,6 +44,7 @@ interface SimulatedAgent {
   readonly connection: number;
   readonly startedAt: number;
   readonly heartbeat: AgentHeartbeat;
+  readonly key: { readonly privateKey: KeyObject; readonly publicKey: KeyObject } | undefined;
   dueAt: number;
 }
 
@@ -86,6 +100,7 @@ export class FleetSimulator {
       ),
     );
     const now = Date.now();
+    const enrolled = this.#o.enrolled ?? true;
     for (let i = 0; i < this.#o.agents; i++) {
       const id = simulatedAgentId(i);
       this.#agents.push({
@@ -94,8 +109,39 @@ export class FleetSimulator {
         connection: i % this.#o.connections,
         startedAt: now,
         heartbeat: initialHeartbeat(i, now),
+        key: enrolled ? generateKeyPairSync('ed25519') : undefined,
         dueAt: Infinity,
       });
+    }
+  }
+
+  /**
+   * Writes every enrolled agent's fleet record (as the enrollment responder would) into the
+   * coordinator's fleet bucket. Call once the coordinator runs.
+   */
+  async enrollAll(): Promise<void> {
+    const connection = this.#connections[0];
+    if (!connection) throw new Error('connect() first');
+    const kv = await openRegistryKv(connection, fleetBucket(), 'fleet records');
+    const now = Date.now();
+    const batch = 500;
+    const agents = this.#agents.filter((a) => a.key !== undefined);
+    for (let start = 0; start < agents.length; start += batch) {
+      await Promise.all(
+        agents.slice(start, start + batch).map((agent) => {
+          const record: FleetRecord = {
+            agentId: agent.id,
+            publicKey: Buffer.from(
+              agent.key!.publicKey.export({ format: 'jwk' }).x as string,
+              'base64url',
+            ).toString('base64'),
+            labels: agent.heartbeat.labels ?? {},
+            enrolledAt: now,
+            enrollmentTokenId: '0000000000000000',
+          };
+          return kv.put(agent.id, JSON.stringify(record));
+        }),
+      );
     }
   }
 
@@ -149,7 +195,11 @@ export class FleetSimulator {
       model.p95Ms = 8 + Math.random() * 10;
     }
     const connection = this.#connections[agent.connection];
-    connection?.nc.publish(agent.subject, encode(agentHeartbeatSchema, hb, 'heartbeat'));
+    const body = encode(agentHeartbeatSchema, hb, 'heartbeat');
+    const headers = agent.key
+      ? toMsgHdrs({ [AGENT_SIGNATURE_HEADER]: sign(null, body, agent.key.privateKey).toString('base64') })
+      : undefined;
+    connection?.nc.publish(agent.subject, body, headers ? { headers } : undefined);
     this.published += 1;
   }
 }

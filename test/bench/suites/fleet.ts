@@ -84,6 +84,7 @@ export async function fleetSuite(): Promise<boolean> {
     const coordinatorPid = coordinator.process.pid ?? 0;
     const natsPid = nats.pid ?? 0;
     await simulator.connect();
+    await simulator.enrollAll();
     // Every agent known to the registry before anything is measured.
     await simulator.announceAll(3_000);
     for (let i = 0; i < 100 && (await fleetTotal(coordinator.adminUrl, '')) < AGENTS; i++) await sleep(200);
@@ -142,7 +143,8 @@ export async function fleetSuite(): Promise<boolean> {
       targets,
       notes: [
         `${AGENTS} simulated agents over ${CONNECTIONS} NATS connections, one heartbeat each per ${HEARTBEAT_INTERVAL_MS} ms +-10 %, ` +
-          `labels site (${SIMULATED_SITES} sites) and hw; 1-2 models with counters and p50/p95, sync entries, hardware`,
+          `labels site (${SIMULATED_SITES} sites) and hw; 1-2 models with counters and p50/p95, sync entries, hardware; ` +
+          'every agent enrolled (fleet record with its ed25519 key) and every heartbeat signed, so the coordinator verifies each',
         `window ${WINDOW_MS / 1000} s after a ${WARMUP_MS / 1000} s warm-up; list requests ~${LIST_RATE_PER_S}/s alternating the default page (100) and ?selector=${SELECTOR}`,
         `list p99 ratio load/idle: ${(quantile(loadedAll, 0.99) / quantile(idleAll, 0.99)).toFixed(2)} ` +
           `(p50 ${(quantile(loadedAll, 0.5) / quantile(idleAll, 0.5)).toFixed(2)}); ` +
