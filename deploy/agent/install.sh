@@ -65,6 +65,12 @@ NODE=${NODE:-$(command -v node || true)}
 ' || die "Node.js >= 20.19 is required; $NODE is $("$NODE" --version)"
 
 # ---- paths ---------------------------------------------------------------------------------
+# Paths go into a shell wrapper, a sed script and a systemd unit: keep them to plain characters.
+for path in "$PREFIX" "$SYSTEMD_DIR"; do
+  case "$path" in
+    *[!A-Za-z0-9._/+-]*) die "paths may hold only letters, digits and . _ / + - (got '$path')" ;;
+  esac
+done
 mkdir -p "$PREFIX"
 PREFIX=$(cd "$PREFIX" && pwd)
 LIB_DIR="$PREFIX/lib/infermesh-agent"
@@ -152,7 +158,8 @@ mv "$CONFIG.tmp" "$CONFIG"
 
 # ---- enroll (a refused token fails the install) ----------------------------------------------
 if [ "$ENROLL_LATER" = 0 ]; then
-  echo "$PROG: enrolling with $NATS ..."
+  # Not the URL itself: it may carry credentials.
+  echo "$PROG: enrolling with the mesh ..."
   INFERMESH_ENROLL_TOKEN=$TOKEN "$BIN" --config "$CONFIG" --enroll-only \
     --enroll-timeout-ms "$((ENROLL_TIMEOUT * 1000))" --log-level warn \
     || die "enrollment failed (see the message above); nothing was started"
@@ -174,8 +181,10 @@ mv "$UNIT.tmp" "$UNIT"
 
 if [ "$START" = 1 ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
   systemctl daemon-reload
-  systemctl enable --now infermesh-agent.service
-  echo "$PROG: infermesh-agent.service enabled and started"
+  systemctl enable infermesh-agent.service
+  # restart, not start: on an upgrade the running agent must pick up the new bundle.
+  systemctl restart infermesh-agent.service
+  echo "$PROG: infermesh-agent.service enabled and (re)started"
 else
   echo "$PROG: unit written to $UNIT (not started)"
 fi

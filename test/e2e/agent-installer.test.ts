@@ -217,5 +217,12 @@ describe('agent installer', () => {
     ]);
     expect(noBundle.code).toBe(1);
     expect(noBundle.stderr).toContain('no agent bundle at');
+    // A path that would break the wrapper, the sed script or the unit is refused up front.
+    const oddPrefix = await run('sh', [
+      join(REPO_ROOT, 'deploy/agent/install.sh'),
+      ...['--prefix', join(dir, 'p4|x&y'), '--nats', nats.url, '--token', 'x'],
+    ]);
+    expect(oddPrefix.code).toBe(1);
+    expect(oddPrefix.stderr).toContain('paths may hold only');
   });
 });

@@ -96,7 +96,7 @@ export async function resolveAgentIdentity(
   // leaves this key, not an unknown one.
   const pending = stored ?? createIdentity();
   if (!stored) await writeIdentity(file, pending);
-  log.info({ identityFile: file, nats: config.nats }, 'enrolling with the coordinator');
+  log.info({ identityFile: file, nats: withoutCredentials(config.nats) }, 'enrolling with the coordinator');
   const answer = await enrollWithCoordinator({
     natsUrl: config.nats,
     token: config.enrollToken,
@@ -122,6 +122,11 @@ export function configWithIdentity(config: AgentConfig, fleet: AgentFleetIdentit
   if (fleet.type === 'unenrolled') return config;
   const labels: Labels = { ...config.labels, ...fleet.identity.enrollment.labels };
   return Object.freeze({ ...config, id: fleet.identity.enrollment.agentId, labels });
+}
+
+/** A NATS URL fit for a log line: any `user:password@` part replaced. */
+export function withoutCredentials(url: string): string {
+  return url.replace(/\/\/[^/@]*@/g, '//***@');
 }
 
 /** A configured id (other than the hostname default) must be the enrolled one. */
