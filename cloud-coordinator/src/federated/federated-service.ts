@@ -41,6 +41,8 @@ export interface FederatedServiceOptions {
   readonly taskReplyTimeoutMs?: number;
   readonly maxRoundAttempts?: number;
   readonly roundRetryDelayMs?: number;
+  /** How long a driver retries a step across a NATS outage before it lets the run go (ms). */
+  readonly transientRetryMs?: number;
 }
 
 /** A run summary with its progress, as `GET /api/v1/fl/runs` lists it. */
@@ -216,6 +218,9 @@ export class FederatedService {
             leaseRenewMs: Math.max(100, Math.floor(ttl / 3)),
             maxRoundAttempts: this.#options.maxRoundAttempts ?? DEFAULT_MAX_ROUND_ATTEMPTS,
             roundRetryDelayMs: this.#options.roundRetryDelayMs ?? DEFAULT_ROUND_RETRY_DELAY_MS,
+            ...(this.#options.transientRetryMs === undefined
+              ? {}
+              : { transientRetryMs: this.#options.transientRetryMs }),
           },
           record.id,
           lease,

@@ -1,15 +1,16 @@
 /**
  * The global model of a run between rounds: its trainable tensors as float32 layers, converted to
  * and from the wire's {@link FlTensor}, and kept in the artifacts object store by sha256 (the run
- * record holds the digest), together with a streaming strategy's server state, so a coordinator
- * that takes a run over continues from exactly the last closed round.
+ * record holds the digest), together with the run's server state (a streaming strategy's buffers,
+ * the adaptive DP clip norm), so a coordinator that takes a run over continues from exactly the
+ * last closed round.
  * @module
  */
 import { z } from 'zod';
 import { decode, encode, flTensorSchema } from '@infermesh/protocols';
 import type { FlTensor } from '@infermesh/protocols';
 import type { ArtifactStore } from '@infermesh/mesh-client';
-import type { ServerState } from '@infermesh/federated';
+import type { RunServerState } from './run-strategy.js';
 
 /** Name and dims of one trainable tensor. */
 export interface TensorShape {
@@ -48,6 +49,8 @@ const storedWeightsSchema = z.object({ tensors: z.array(flTensorSchema) });
 const storedStateSchema = z.object({
   round: z.number().int().nonnegative(),
   buffers: z.record(z.string(), z.array(flTensorSchema)),
+  /** Absent in states stored before the clip norm was kept, and without adaptive clipping. */
+  adaptiveClipNorm: z.number().positive().optional(),
 });
 
 /** Stores the weights; resolves with their digest. */
@@ -65,24 +68,42 @@ export async function loadWeights(artifacts: ArtifactStore, sha256: string): Pro
   };
 }
 
-/** Stores a streaming strategy's server state; resolves with its digest. */
-export async function storeServerState(artifacts: ArtifactStore, state: ServerState): Promise<string> {
+/** The stored bytes of a run's server state. */
+export function encodeServerState(state: RunServerState): Uint8Array {
   const buffers: Record<string, FlTensor[]> = {};
   for (const [name, layers] of Object.entries(state.buffers)) {
     buffers[name] = layers.map((layer, i) =>
       toFlTensor({ name: `${name}.${i}`, dims: [layer.length] }, layer),
     );
   }
-  const bytes = encode(storedStateSchema, { round: state.round, buffers }, 'strategy state');
-  return (await artifacts.putBytes(bytes)).artifact.sha256;
+  const clip = state.adaptiveClipNorm;
+  return encode(
+    storedStateSchema,
+    { round: state.round, buffers, ...(clip === undefined ? {} : { adaptiveClipNorm: clip }) },
+    'strategy state',
+  );
+}
+
+/** A run's server state from {@link encodeServerState}'s bytes. */
+export function decodeServerState(bytes: Uint8Array): RunServerState {
+  const stored = decode(storedStateSchema, bytes, 'strategy state');
+  const buffers: Record<string, Float32Array[]> = {};
+  for (const [name, tensors] of Object.entries(stored.buffers)) buffers[name] = tensors.map(tensorValues);
+  return {
+    round: stored.round,
+    buffers,
+    ...(stored.adaptiveClipNorm === undefined ? {} : { adaptiveClipNorm: stored.adaptiveClipNorm }),
+  };
+}
+
+/** Stores a run's server state; resolves with its digest. */
+export async function storeServerState(artifacts: ArtifactStore, state: RunServerState): Promise<string> {
+  return (await artifacts.putBytes(encodeServerState(state))).artifact.sha256;
 }
 
 /** Loads a server state stored by {@link storeServerState}. */
-export async function loadServerState(artifacts: ArtifactStore, sha256: string): Promise<ServerState> {
-  const stored = decode(storedStateSchema, await artifacts.readAll(sha256), 'strategy state');
-  const buffers: Record<string, Float32Array[]> = {};
-  for (const [name, tensors] of Object.entries(stored.buffers)) buffers[name] = tensors.map(tensorValues);
-  return { round: stored.round, buffers };
+export async function loadServerState(artifacts: ArtifactStore, sha256: string): Promise<RunServerState> {
+  return decodeServerState(await artifacts.readAll(sha256));
 }
 
 /** L2 norm of (next - current) over all layers. */

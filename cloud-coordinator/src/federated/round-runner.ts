@@ -4,7 +4,10 @@
  * deadline passes, validating each and folding the valid ones into the strategy as they arrive.
  * The round's progress (`current` in the run record) is written before tasks go out and again
  * once they have, so a coordinator taking the run over resumes collecting the same round (a round
- * whose tasks were still being sent is started again as a new attempt).
+ * whose tasks were still being sent is started again as a new attempt). NATS failures during the
+ * round (a restarted server) are retried with back-off until the round's deadline (record writes)
+ * or past it (reading the stream); one that outlasts that ends the attempt with a
+ * `TransientFailure` for the driver, which leaves the run to be resumed, never failed.
  * @module
  */
 import type { Logger } from 'pino';
@@ -18,6 +21,7 @@ import type { RunAggregation } from './run-strategy.js';
 import type { RunStore } from './run-store.js';
 import { applyDelta, checkUpdate } from './update-validation.js';
 import { readRoundUpdates } from './updates-stream.js';
+import { retryTransient } from './transient-retry.js';
 
 /** What a round needs from its driver. */
 export interface RoundContext {
@@ -119,7 +123,16 @@ export async function startAttempt(
     startedAt,
     tasksMs: 0,
   };
-  await ctx.store.mutate(run.id, (r) => (r.state === 'running' ? { ...r, current: tasking } : undefined));
+  const writeProgress = (what: string, change: Parameters<RunStore['mutate']>[1]): Promise<FlRunRecord> =>
+    retryTransient(() => ctx.store.mutate(run.id, change), {
+      what,
+      until: deadlineAt,
+      logger: ctx.logger,
+      signal: ctx.signal,
+    });
+  await writeProgress('record the round attempt', (r) =>
+    r.state === 'running' ? { ...r, current: tasking } : undefined,
+  );
   const weights = toFlTensors(global);
   const accepted = await sendTasks(
     ctx.connection,
@@ -146,7 +159,7 @@ export async function startAttempt(
     phase: 'collecting',
     tasksMs: Date.now() - startedAt,
   };
-  await ctx.store.mutate(run.id, (r) =>
+  await writeProgress('record the accepted clients', (r) =>
     r.state === 'running' || r.state === 'stopping' ? { ...r, current: collecting } : undefined,
   );
   ctx.logger.info(
@@ -181,12 +194,16 @@ export async function runRoundAttempt(
   const accepted = new Set(progress.accepted);
   const tally = newTally();
   const { received, rejected } = tally;
+  // Accepted agents whose update was refused: they send no other, so the round need not wait for them.
+  const refused = new Set<string>();
+  const everyoneIn = (): boolean => received.size + refused.size >= accepted.size;
   const aggregator = aggregation.begin(global.layers);
   const log = ctx.logger.child({ round, roundId: progress.roundId });
   await readRoundUpdates(ctx.connection, {
     roundId: progress.roundId,
     deadlineAt: progress.deadlineAt,
     signal: ctx.signal,
+    logger: log,
     onMessage: (data) => {
       const checked = checkUpdate(data, {
         runId: run.id,
@@ -196,13 +213,16 @@ export async function runRoundAttempt(
         received,
         global,
         secure: run.secure,
+        privacy: run.privacy,
       });
       if (!checked.ok) {
         // A repeat of an update already taken (a re-publish) is not worth a rejection entry.
-        if (!checked.reason.startsWith('duplicate'))
+        if (!checked.reason.startsWith('duplicate')) {
           rejected.push({ agentId: checked.agentId, reason: checked.reason });
+          if (accepted.has(checked.agentId) && !received.has(checked.agentId)) refused.add(checked.agentId);
+        }
         log.warn({ agentId: checked.agentId, reason: checked.reason }, 'update rejected');
-        return false;
+        return everyoneIn();
       }
       try {
         aggregator.add({
@@ -215,11 +235,12 @@ export async function runRoundAttempt(
           { agentId: checked.update.agentId, err: (err as Error).message },
           'update refused by the strategy',
         );
-        return false;
+        refused.add(checked.update.agentId);
+        return everyoneIn();
       }
       received.add(checked.update.agentId);
       tally.trainLoss += checked.update.metrics.loss;
-      return received.size === accepted.size;
+      return everyoneIn();
     },
     onLate: (_data, storedAt) =>
       log.info({ lateByMs: storedAt - progress.deadlineAt }, 'straggler update dropped'),

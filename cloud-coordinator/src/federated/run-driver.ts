@@ -5,6 +5,10 @@
  * evaluates and records each closed round, and at the end registers the trained version. The
  * lease is renewed in the background; losing it, or the operator's stop, ends the drive at once
  * (a stopped run keeps the weights of its last closed round and registers them only when asked).
+ * NATS outages (a restarted server) do not fail a run: every read and write of the run's state,
+ * weights and version is retried with back-off (`transient-retry.ts`); one that outlasts its budget
+ * ends the drive with the run left as it is, and the coordinators' scan drives it again from its
+ * record once NATS answers (resuming the round in progress from the durable updates stream).
  * @module
  */
 import type { Logger } from 'pino';
@@ -27,6 +31,7 @@ import {
 import { evaluateOnHeldout } from './heldout-evaluation.js';
 import { runRoundAttempt } from './round-runner.js';
 import { runSecureRoundAttempt } from './secure-round.js';
+import { DEFAULT_TRANSIENT_RETRY_BUDGET_MS, isTransientError, retryTransient } from './transient-retry.js';
 import type { RunLease } from './run-lease.js';
 import type { RunStore } from './run-store.js';
 import type { RunAggregation } from './run-strategy.js';
@@ -49,6 +54,8 @@ export interface RunDriverDeps {
   readonly leaseRenewMs: number;
   readonly maxRoundAttempts: number;
   readonly roundRetryDelayMs: number;
+  /** How long one step outside a round retries NATS failures before the drive lets the run go. */
+  readonly transientRetryMs?: number;
 }
 
 interface Loaded {
@@ -85,18 +92,36 @@ export class RunDriver {
       await this.#run();
     } catch (err) {
       if (this.#abort.signal.aborted) return;
+      if (isTransientError(err)) {
+        // NATS is unreachable: nothing about the run is known to be wrong, and its record cannot be
+        // written anyway. The scan drives it again from its record once NATS answers.
+        this.#log.warn({ err }, 'NATS unreachable for too long; leaving the run to be driven again');
+        return;
+      }
       this.#log.error({ err }, 'federated run failed');
-      await this.deps.store
-        .mutate(this.runId, (r) =>
+      await this.#retry('record the failure', () =>
+        this.deps.store.mutate(this.runId, (r) =>
           r.state === 'running' || r.state === 'stopping'
             ? { ...r, state: 'failed', error: (err as Error).message.slice(0, 4000), finishedAt: Date.now() }
             : undefined,
-        )
-        .catch((e: unknown) => this.#log.error({ err: e }, 'could not record the failure'));
+        ),
+      ).catch((e: unknown) => this.#log.error({ err: e }, 'could not record the failure'));
     } finally {
       clearInterval(watch);
-      await this.lease.release();
+      await this.lease
+        .release()
+        .catch((err: unknown) => this.#log.warn({ err }, 'could not release the run lease'));
     }
+  }
+
+  /** Runs one step of the drive, retrying NATS failures within the transient budget. */
+  #retry<T>(what: string, operation: () => Promise<T>): Promise<T> {
+    return retryTransient(operation, {
+      what,
+      until: Date.now() + (this.deps.transientRetryMs ?? DEFAULT_TRANSIENT_RETRY_BUDGET_MS),
+      logger: this.#log,
+      signal: this.#abort.signal,
+    });
   }
 
   /** Renews the lease and notices a stop; either ends the drive at once. */
@@ -119,13 +144,22 @@ export class RunDriver {
 
   async #load(record: FlRunRecord): Promise<Loaded> {
     const { artifacts } = this.deps;
-    const manifest = await this.deps.registry.getManifest(record.model, record.baseVersion);
-    const base = await loadBaseModel(artifacts, manifest);
-    const examples = await loadEvaluationData(artifacts, record.evaluationData.sha256);
+    const manifest = await this.#retry('read the base manifest', () =>
+      this.deps.registry.getManifest(record.model, record.baseVersion),
+    );
+    const base = await this.#retry('load the base model', () => loadBaseModel(artifacts, manifest));
+    const examples = await this.#retry('load the held-out data', () =>
+      loadEvaluationData(artifacts, record.evaluationData.sha256),
+    );
     const aggregation = createRunAggregation(record);
-    const global = await loadWeights(artifacts, record.globalWeightsSha256);
-    if (aggregation.strategy.streaming && record.strategyStateSha256 !== undefined) {
-      aggregation.strategy.importState(await loadServerState(artifacts, record.strategyStateSha256));
+    const global = await this.#retry('load the global weights', () =>
+      loadWeights(artifacts, record.globalWeightsSha256),
+    );
+    const stateSha = record.strategyStateSha256;
+    if (stateSha !== undefined) {
+      aggregation.importState(
+        await this.#retry('load the server state', () => loadServerState(artifacts, stateSha)),
+      );
     }
     return { base, examples, aggregation, global };
   }
@@ -136,17 +170,19 @@ export class RunDriver {
 
   async #run(): Promise<void> {
     const { store } = this.deps;
-    let record = await store.get(this.runId);
+    let record = await this.#retry('read the run', () => store.get(this.runId));
     const loaded = await this.#load(record);
     if (record.baseline === undefined) {
       const baseline = await this.#evaluate(loaded, loaded.global);
       this.#log.info({ accuracy: baseline.accuracy, loss: baseline.loss }, 'base model evaluated');
-      record = await store.mutate(this.runId, (r) => ({ ...r, baseline, driver: this.lease.holder }));
+      record = await this.#retry('record the baseline', () =>
+        store.mutate(this.runId, (r) => ({ ...r, baseline, driver: this.lease.holder })),
+      );
     }
     const signal = AbortSignal.any([this.#abort.signal, this.#stopRequested.signal]);
     for (;;) {
       if (this.#abort.signal.aborted) return;
-      record = await store.get(this.runId);
+      record = await this.#retry('read the run', () => store.get(this.runId));
       if (record.state === 'stopping') return this.#finish(record, loaded, 'stopped');
       if (record.state !== 'running') return;
       if (record.history.length >= record.rounds) return this.#finish(record, loaded, 'succeeded');
@@ -168,15 +204,18 @@ export class RunDriver {
       if (this.#abort.signal.aborted) return;
       if ('failed' in outcome) {
         if (this.#stopRequested.signal.aborted) continue; // the loop's next read sees `stopping`
-        const attempt = (await store.get(this.runId)).current?.attempt ?? 1;
+        const attempt =
+          (await this.#retry('read the run', () => store.get(this.runId))).current?.attempt ?? 1;
         this.#log.warn({ round, attempt, reason: outcome.failed }, 'round attempt failed');
         if (attempt >= this.deps.maxRoundAttempts) {
           throw new Error(`round ${round} failed ${attempt} times; last: ${outcome.failed}`);
         }
-        await store.mutate(this.runId, (r) =>
-          r.current
-            ? { ...r, current: { ...r.current, phase: 'failed', failure: outcome.failed } }
-            : undefined,
+        await this.#retry('record the failed attempt', () =>
+          store.mutate(this.runId, (r) =>
+            r.current
+              ? { ...r, current: { ...r.current, phase: 'failed', failure: outcome.failed } }
+              : undefined,
+          ),
         );
         await new Promise((resolve) => setTimeout(resolve, this.deps.roundRetryDelayMs));
         continue;
@@ -185,32 +224,47 @@ export class RunDriver {
       const next: GlobalWeights = { shapes: loaded.global.shapes, layers: outcome.next };
       const evaluation = await this.#evaluate(loaded, next);
       const evaluateMs = Date.now() - evaluateStart;
-      const weightsSha = await storeWeights(this.deps.artifacts, next);
-      const strategy = loaded.aggregation.strategy;
-      const stateSha = strategy.streaming
-        ? await storeServerState(this.deps.artifacts, strategy.exportState())
-        : undefined;
+      const weightsSha = await this.#retry('store the global weights', () =>
+        storeWeights(this.deps.artifacts, next),
+      );
+      const serverState = loaded.aggregation.exportState();
+      const stateSha =
+        serverState === undefined
+          ? undefined
+          : await this.#retry('store the server state', () =>
+              storeServerState(this.deps.artifacts, serverState),
+            );
       const updateNorm = changeNorm(loaded.global.layers, next.layers);
-      await store.mutate(this.runId, (r) => {
-        if (r.history.length >= round) return undefined;
-        const { current: _current, ...rest } = r;
-        return {
-          ...rest,
-          globalWeightsSha256: weightsSha,
-          ...(stateSha === undefined ? {} : { strategyStateSha256: stateSha }),
-          driver: this.lease.holder,
-          history: [
-            ...r.history,
-            {
-              ...outcome.record,
-              updateNorm,
-              evaluation,
-              closedAt: Date.now(),
-              durationsMs: { ...outcome.record.durationsMs, evaluate: evaluateMs },
-            },
-          ],
-        };
-      });
+      const dp = loaded.aggregation.lastDpRound;
+      const privacy = dp && {
+        clipNorm: dp.clipNorm,
+        nextClipNorm: dp.nextClipNorm,
+        belowClipCount: dp.belowClipCount,
+        noiseStddev: dp.noiseStddev,
+      };
+      await this.#retry('record the closed round', () =>
+        store.mutate(this.runId, (r) => {
+          if (r.history.length >= round) return undefined;
+          const { current: _current, ...rest } = r;
+          return {
+            ...rest,
+            globalWeightsSha256: weightsSha,
+            ...(stateSha === undefined ? {} : { strategyStateSha256: stateSha }),
+            driver: this.lease.holder,
+            history: [
+              ...r.history,
+              {
+                ...outcome.record,
+                updateNorm,
+                ...(privacy ? { privacy } : {}),
+                evaluation,
+                closedAt: Date.now(),
+                durationsMs: { ...outcome.record.durationsMs, evaluate: evaluateMs },
+              },
+            ],
+          };
+        }),
+      );
       loaded.global = next;
       this.#log.info(
         { round, received: outcome.record.received.length, accuracy: evaluation.accuracy, updateNorm },
@@ -223,17 +277,22 @@ export class RunDriver {
   async #finish(record: FlRunRecord, loaded: Loaded, state: 'succeeded' | 'stopped'): Promise<void> {
     const register = state === 'succeeded' || (record.registerOnStop && record.history.length > 0);
     let registeredVersion: string | undefined;
-    if (register) registeredVersion = await this.#register(record, loaded);
-    await this.deps.store.mutate(this.runId, (r) => {
-      if (r.state !== 'running' && r.state !== 'stopping') return undefined;
-      const { current: _current, ...rest } = r;
-      return {
-        ...rest,
-        state,
-        finishedAt: Date.now(),
-        ...(registeredVersion === undefined ? {} : { registeredVersion }),
-      };
-    });
+    if (register)
+      registeredVersion = await this.#retry('register the trained version', () =>
+        this.#register(record, loaded),
+      );
+    await this.#retry('record the end of the run', () =>
+      this.deps.store.mutate(this.runId, (r) => {
+        if (r.state !== 'running' && r.state !== 'stopping') return undefined;
+        const { current: _current, ...rest } = r;
+        return {
+          ...rest,
+          state,
+          finishedAt: Date.now(),
+          ...(registeredVersion === undefined ? {} : { registeredVersion }),
+        };
+      }),
+    );
     this.#log.info({ state, registeredVersion }, 'federated run finished');
   }
 

@@ -120,6 +120,7 @@ export async function runSecureRoundAttempt(
       roundId: progress.roundId,
       deadlineAt: progress.deadlineAt,
       signal: ctx.signal,
+      logger: log,
       onMessage: (data) => {
         const checked = checkMaskedUpdate(data, {
           runId: run.id,

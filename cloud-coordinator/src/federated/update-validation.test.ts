@@ -3,7 +3,7 @@ import { encode, flUpdateSchema } from '@infermesh/protocols';
 import type { FlUpdate } from '@infermesh/protocols';
 import type { GlobalWeights } from './global-weights.js';
 import { toFlTensor } from './global-weights.js';
-import { applyDelta, checkUpdate } from './update-validation.js';
+import { applyDelta, checkUpdate, clientDpNormLimit } from './update-validation.js';
 
 const global: GlobalWeights = {
   shapes: [
@@ -78,5 +78,25 @@ describe('checkUpdate', () => {
     if (checked.ok) return;
     expect(checked.agentId).toBe(agentId);
     expect(checked.reason).toMatch(reason);
+  });
+
+  it('bounds the delta norm in runs with client-side DP: clipped and noised passes, unclipped does not', () => {
+    const privacy = { mode: 'client', clipNorm: 1, noiseMultiplier: 0.1 } as const;
+    const withPrivacy = { ...expected(), privacy };
+    // Six values, limit 1 + 0.1·(√6 + 10) ≈ 2.245.
+    expect(clientDpNormLimit(privacy, 6)).toBeCloseTo(1 + 0.1 * (Math.sqrt(6) + 10), 4);
+    const clipped = [Float32Array.of(0.6, 0, 0, 0.05), Float32Array.of(0.8, -0.05)];
+    expect(checkUpdate(update({}, clipped), withPrivacy).ok).toBe(true);
+    const unclipped = [Float32Array.of(3, 0, 0, 0), Float32Array.of(4, 0)];
+    const refused = checkUpdate(update({}, unclipped), withPrivacy);
+    expect(refused).toMatchObject({
+      ok: false,
+      agentId: 'a1',
+      reason: expect.stringMatching(/clip norm 1 /),
+    });
+    // Without client-side DP the same update is fine (server-side DP clips it on the server).
+    expect(checkUpdate(update({}, unclipped), expected()).ok).toBe(true);
+    const serverSide = { ...expected(), privacy: { ...privacy, mode: 'server' } as const };
+    expect(checkUpdate(update({}, unclipped), serverSide).ok).toBe(true);
   });
 });

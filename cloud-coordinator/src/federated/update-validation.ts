@@ -2,12 +2,14 @@
  * Checks one published update against the round it claims to belong to, before it reaches the
  * aggregation: the schema, the run and round ids, that its agent was selected and accepted the
  * task and has not sent one already, that the tensors are the task's (names, dims, order) and
- * every value is finite. A bad update is refused with a reason for the log and the round record;
- * it never stops the round.
+ * every value is finite, and — in a run with client-side DP — that the delta's norm fits the clip
+ * norm plus what the clients' Gaussian noise can add ({@link clientDpNormLimit}), so a client that
+ * skips clipping cannot outweigh the others. A bad update is refused with a reason for the log and
+ * the round record; it never stops the round.
  * @module
  */
 import { flUpdateSchema } from '@infermesh/protocols';
-import type { FlUpdate } from '@infermesh/protocols';
+import type { FlPrivacy, FlUpdate } from '@infermesh/protocols';
 import { decode } from '@infermesh/protocols';
 import type { GlobalWeights } from './global-weights.js';
 import { tensorValues } from './global-weights.js';
@@ -28,6 +30,25 @@ export interface RoundExpectation extends RoundIdentity {
   readonly global: GlobalWeights;
   /** Secure rounds carry `masked`, the others `delta`. */
   readonly secure: boolean;
+  /** The run's privacy settings: with `mode: 'client'` every delta's norm is bounded. */
+  readonly privacy?: FlPrivacy | undefined;
+}
+
+/**
+ * A clipped delta of `size` values with N(0, (z·C)²) noise per value has a norm below
+ * C + z·C·(√size + t) but with probability e^(−t²/2) (Gaussian concentration); t = 10 makes a
+ * false refusal of an honest client practically impossible (~2e-22).
+ */
+const NOISE_TAIL_STDDEVS = 10;
+
+/** The largest delta norm an honest client-side DP client can send. */
+export function clientDpNormLimit(
+  privacy: Pick<FlPrivacy, 'clipNorm' | 'noiseMultiplier'>,
+  size: number,
+): number {
+  const noise = privacy.noiseMultiplier * privacy.clipNorm * (Math.sqrt(size) + NOISE_TAIL_STDDEVS);
+  // float32 rounding of a delta clipped to exactly C
+  return privacy.clipNorm * (1 + 1e-5) + noise;
 }
 
 /** An update that passed: the client's delta as float32 layers. */
@@ -89,6 +110,8 @@ export function checkUpdate(bytes: Uint8Array, expected: RoundExpectation): Vali
     return rejected(agent, `update has ${update.delta.length} tensors, the model ${shapes.length}`);
   }
   const delta: Float32Array[] = [];
+  let squares = 0;
+  let size = 0;
   for (let i = 0; i < shapes.length; i += 1) {
     const tensor = update.delta[i]!;
     const shape = shapes[i]!;
@@ -104,8 +127,22 @@ export function checkUpdate(bytes: Uint8Array, expected: RoundExpectation): Vali
     for (let k = 0; k < values.length; k += 1) {
       if (!Number.isFinite(values[k]!))
         return rejected(agent, `tensor ${tensor.name} holds a non-finite value`);
+      squares += values[k]! * values[k]!;
     }
+    size += values.length;
     delta.push(values);
+  }
+  const privacy = expected.privacy;
+  if (privacy?.mode === 'client') {
+    const norm = Math.sqrt(squares);
+    const limit = clientDpNormLimit(privacy, size);
+    if (norm > limit) {
+      return rejected(
+        agent,
+        `delta norm ${norm.toPrecision(4)} exceeds the run's client-side clip norm ${privacy.clipNorm} ` +
+          `(at most ${limit.toPrecision(4)} with noise): not clipped`,
+      );
+    }
   }
   return { ok: true, update, delta };
 }

@@ -67,6 +67,7 @@ export type {
   DpOptions,
   DpRoundAggregator,
   DpRoundReport,
+  DpState,
   DpStrategy,
 } from './privacy/dp-strategy.js';
 export { createDpStrategy } from './privacy/dp-strategy.js';

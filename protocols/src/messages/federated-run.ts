@@ -123,6 +123,17 @@ export const flRoundRecordSchema = z.object({
       recovered: z.array(idSchema),
     })
     .optional(),
+  /** Server-side DP: the clip norm C the round used, C for the next round (adaptive), the noise σ. */
+  privacy: z
+    .object({
+      clipNorm: z.number().positive(),
+      nextClipNorm: z.number().positive(),
+      /** Updates whose delta norm was <= clipNorm (the adaptive rule's count, before its noise). */
+      belowClipCount: z.number().int().nonnegative(),
+      /** σ of the Gaussian noise added to each coordinate of the mean delta. */
+      noiseStddev: z.number().nonnegative(),
+    })
+    .optional(),
   evaluation: flEvaluationSchema.optional(),
   startedAt: epochMsSchema,
   closedAt: epochMsSchema,
@@ -188,7 +199,10 @@ export const flRunRecordSchema = z.object({
   baseline: flEvaluationSchema.optional(),
   /** Digest (artifacts object store) of the global weights after the last closed round. */
   globalWeightsSha256: sha256HexSchema,
-  /** Digest of the strategy's server state (momentum, moments) after the last closed round. */
+  /**
+   * Digest of the server state after the last closed round: the strategy's buffers (momentum,
+   * moments) and, with adaptive server-side DP, the clip norm.
+   */
   strategyStateSha256: sha256HexSchema.optional(),
   current: flRoundInProgressSchema.optional(),
   history: z.array(flRoundRecordSchema),

@@ -73,6 +73,21 @@ describe('AdaptiveClipNorm (Andrew et al. 2021)', () => {
     expect(() => adaptiveNoiseMultiplier(1, 0.5)).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }));
   });
 
+  it('continues from a restored clip norm exactly as the original instance does', () => {
+    const options = { initialClipNorm: 1, targetQuantile: 0.5, clipLearningRate: 0.2, countNoiseStddev: 0 };
+    const original = new AdaptiveClipNorm(options);
+    original.update(9, 10);
+    original.update(8, 10);
+    const restored = new AdaptiveClipNorm(options);
+    expect(restored.clipNorm).toBe(1);
+    restored.restore(original.clipNorm);
+    expect(restored.clipNorm).toBe(original.clipNorm);
+    expect(restored.update(2, 10)).toBe(original.update(2, 10));
+    for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => restored.restore(bad)).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }));
+    }
+  });
+
   it('validates its options and inputs', () => {
     expect(() => new AdaptiveClipNorm({ targetQuantile: 1.5 })).toThrow(
       expect.objectContaining({ code: 'INVALID_INPUT' }),

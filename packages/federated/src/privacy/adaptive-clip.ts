@@ -88,6 +88,15 @@ export class AdaptiveClipNorm {
     return this.#clipNorm;
   }
 
+  /**
+   * Sets C to a value saved from an earlier instance ({@link clipNorm} after its last update), so
+   * a run continued elsewhere (a coordinator taking over) keeps adapting from where it was.
+   */
+  restore(clipNorm: number): void {
+    checkRange('clipNorm', clipNorm, Number.isFinite(clipNorm) && clipNorm > 0);
+    this.#clipNorm = clipNorm;
+  }
+
   /** σ_b for a round of `clients` clients. */
   countNoiseStddev(clients: number): number {
     return this.#countNoiseStddev ?? clients / COUNT_NOISE_CLIENTS_DIVISOR;

@@ -124,6 +124,37 @@ describe('createDpStrategy', () => {
     expect(dp.lastRound!.noiseStddev).toBeCloseTo(1 / Math.sqrt(0.99), 12);
   });
 
+  it('exports and imports the adaptive clip norm (a fixed one has no state)', () => {
+    const options = {
+      clipping: 'server',
+      noiseMultiplier: 0,
+      adaptive: { initialClipNorm: 1, targetQuantile: 0.5, countNoiseStddev: 0 },
+    } as const;
+    const first = createDpStrategy(createStrategy('fedavg'), options);
+    // Both deltas are far below C = 1: C shrinks.
+    first.aggregate([f32(0, 0)], [result(1, [0.01, 0]), result(1, [0, 0.02])]);
+    const saved = first.exportState();
+    expect(saved?.clipNorm).toBeLessThan(1);
+    const second = createDpStrategy(createStrategy('fedavg'), options);
+    expect(second.clipNorm).toBe(1);
+    second.importState(saved!);
+    expect(second.clipNorm).toBe(first.clipNorm);
+    const round = [result(1, [3, 4]), result(1, [0.001, 0])];
+    first.aggregate([f32(0, 0)], round);
+    second.aggregate([f32(0, 0)], round);
+    expect(second.lastRound).toEqual(first.lastRound);
+
+    const fixed = createDpStrategy(createStrategy('fedavg'), {
+      clipping: 'server',
+      noiseMultiplier: 0,
+      clipNorm: 1,
+    });
+    expect(fixed.exportState()).toBeUndefined();
+    expect(() => fixed.importState({ clipNorm: 2 })).toThrow(
+      expect.objectContaining({ code: 'INVALID_INPUT' }),
+    );
+  });
+
   it('validates its options', () => {
     const inner = createStrategy('fedavg');
     const expectInvalid = (fn: () => unknown) =>

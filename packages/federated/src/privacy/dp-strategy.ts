@@ -72,6 +72,12 @@ export interface DpRoundAggregator {
   finish(): Float32Array[];
 }
 
+/** What a DP strategy carries from round to round, to persist across restarts. */
+export interface DpState {
+  /** The adaptive clip norm C for the next round. */
+  readonly clipNorm: number;
+}
+
 export interface DpStrategy {
   readonly name: string;
   readonly inner: StreamingStrategy;
@@ -80,6 +86,10 @@ export interface DpStrategy {
   readonly lastRound: DpRoundReport | undefined;
   aggregate(current: Layers, results: readonly DpClientResult[]): Float32Array[];
   begin(current: Layers): DpRoundAggregator;
+  /** The adaptive clip norm's state; undefined with a fixed clip norm (nothing to carry). */
+  exportState(): DpState | undefined;
+  /** Restores {@link exportState}'s state; INVALID_INPUT without adaptive clipping or for a bad C. */
+  importState(state: DpState): void;
 }
 
 /** Norm of (weights − current) over all layers, NaN if any value is not finite. */
@@ -189,6 +199,13 @@ export function createDpStrategy(inner: StreamingStrategy, options: DpOptions): 
       return lastRound;
     },
     begin,
+    exportState(): DpState | undefined {
+      return adaptive ? { clipNorm: adaptive.clipNorm } : undefined;
+    },
+    importState(state: DpState): void {
+      if (!adaptive) throw invalidInput('a fixed clip norm has no state to restore');
+      adaptive.restore(state.clipNorm);
+    },
     aggregate(current: Layers, results: readonly DpClientResult[]): Float32Array[] {
       assertSomeResults(results);
       const round = begin(current);
