@@ -250,7 +250,8 @@ describe('federated round client', () => {
       // Acknowledged late: the stream comes back before the deadline.
       const late = task({ deadlineAt: Date.now() + 20_000 });
       expect((await send(late)).accepted).toBe(true);
-      const busy = await send(task());
+      // Another run's task waits its turn (a newer attempt of the same run would supersede instead).
+      const busy = await send(task({ runId: 'run-2' }));
       expect(busy.accepted).toBe(false);
       expect(busy.reason).toMatch(/^busy/);
       await new Promise((resolve) => setTimeout(resolve, 800));
@@ -279,6 +280,29 @@ describe('federated round client', () => {
     expect(metrics).toMatch(
       /infermesh_agent_fl_rounds_total\{model="spam",outcome="refused",reason="busy"\} 1/,
     );
+  });
+
+  it('lets a newer attempt of the same run supersede the round still in progress', async () => {
+    await jsm.streams.delete(updatesStream());
+    try {
+      // The first attempt trains, then waits for the (missing) stream to acknowledge its update.
+      const first = task({ deadlineAt: Date.now() + 20_000 });
+      expect((await send(first)).accepted).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      expect(agent.federated!.status()).toMatchObject({
+        training: true,
+        lastRound: { roundId: first.roundId },
+      });
+      const retry = task({ deadlineAt: Date.now() + 20_000 });
+      expect((await send(retry)).accepted).toBe(true);
+      expect(Date.now()).toBeLessThan(first.deadlineAt);
+      await createUpdatesStream(jsm);
+      await waitUntil(() => storedUpdate(retry.roundId), 20_000, 'the newer attempt’s update', 50);
+      await agent.federated!.idle();
+      expect(await storedUpdate(first.roundId)).toBeUndefined();
+    } finally {
+      await createUpdatesStream(jsm).catch(() => undefined);
+    }
   });
 
   it('takes part in secure aggregation: the unmasked sum holds its weighted delta and example count', async () => {

@@ -64,6 +64,8 @@ export class RoundClient {
   #subscription: ReturnType<MeshConnection['nc']['subscribe']> | undefined;
   #busy = false;
   #running: Promise<void> | undefined;
+  /** The round being trained, and how to cancel it when a newer attempt of its run supersedes it. */
+  #current: { readonly task: FlRoundTask; readonly cancel: AbortController } | undefined;
   #abort = new AbortController();
   #lastRound: LastRound | undefined;
   #stopped = false;
@@ -130,6 +132,17 @@ export class RoundClient {
       answer({ accepted: false, examples: 0, reason: `${reason}: ${detail}`.slice(0, 256) });
     };
 
+    // A newer round or attempt of the same run supersedes the one training: the aggregator has
+    // given that one up (too few clients, a restart), so its result would be dropped anyway.
+    const current = this.#current;
+    if (this.#busy && current && current.task.runId === task.runId && current.task.roundId !== task.roundId) {
+      this.#log.info(
+        { previous: current.task.roundId, roundId: task.roundId },
+        'a newer attempt of the run supersedes the round in training',
+      );
+      current.cancel.abort(new Error(`superseded by ${task.roundId}`));
+      await this.#running;
+    }
     if (this.#busy) return refuse('busy', 'a round is already training');
     if (task.deadlineAt <= this.#now()) return refuse('deadline-passed', 'the round deadline has passed');
     this.#busy = true;
@@ -150,7 +163,9 @@ export class RoundClient {
     this.#record(task, { state: 'training', examples: prepared.examples.length });
     answer({ accepted: true, examples: prepared.examples.length });
     const secure = task.secure ? this.#secureSession({ ...task, secure: task.secure }) : undefined;
-    this.#running = this.#train(task, prepared, secure)
+    const cancel = new AbortController();
+    this.#current = { task, cancel };
+    this.#running = this.#train(task, prepared, secure, cancel.signal)
       .catch((err: unknown) => {
         // Whatever went wrong with this round must not take the agent (and its serving) down.
         secure?.close('round failed');
@@ -160,6 +175,7 @@ export class RoundClient {
       })
       .finally(() => {
         this.#busy = false;
+        if (this.#current?.task === task) this.#current = undefined;
       });
   }
 
@@ -167,6 +183,7 @@ export class RoundClient {
     task: FlRoundTask,
     prepared: Extract<Awaited<ReturnType<RoundTrainers['prepare']>>, { type: 'ready' }>,
     secure: SecureRoundSession | undefined,
+    cancelled: AbortSignal,
   ): Promise<void> {
     const log = this.#log.child({ roundId: task.roundId, model: task.model });
     const deadline = new AbortController();
@@ -174,7 +191,7 @@ export class RoundClient {
       () => deadline.abort(new Error('round deadline passed')),
       Math.max(0, task.deadlineAt - this.#now()),
     );
-    const signal = AbortSignal.any([deadline.signal, this.#abort.signal]);
+    const signal = AbortSignal.any([deadline.signal, this.#abort.signal, cancelled]);
     let result: TrainingResult;
     try {
       result = await prepared.trainer.train(
@@ -186,7 +203,7 @@ export class RoundClient {
     } catch (err) {
       clearTimeout(timer);
       secure?.close('training failed');
-      const late = deadline.signal.aborted;
+      const late = deadline.signal.aborted || cancelled.aborted;
       this.#o.metrics.updates.inc({ model: task.model, outcome: late ? 'dropped' : 'failed' });
       this.#record(task, { state: late ? 'dropped' : 'failed', reason: (err as Error).message });
       log.warn(
@@ -261,7 +278,7 @@ export class RoundClient {
       signer: this.#o.signer,
       deadlineAt: task.deadlineAt,
       now: this.#now,
-      signal: this.#abort.signal,
+      signal: AbortSignal.any([this.#abort.signal, cancelled]),
     });
     const metrics = {
       examples: result.numExamples,
