@@ -188,6 +188,15 @@ export function flSecureToAggregatorSubject(roundId: string): string {
   return subject('fl', 'round', assertSubjectToken(roundId, 'round id'), 'secure', 'up');
 }
 
+/**
+ * Key of one closed round's full record in {@link roundsBucket}: `run.<runId>.round.<n>`. The
+ * run's own record is `run.<runId>`, so the filter `run.*` matches run records only.
+ */
+export function flRunRoundKey(runId: string, round: number): string {
+  if (!Number.isInteger(round) || round < 1) throw invalidInput(`round ${round} is not a round number`);
+  return `run.${assertKvKeyToken(runId, 'run id')}.round.${round}`;
+}
+
 // ---- audit -----------------------------------------------------------------------------------
 
 /** Where every mutating admin call is recorded (captured by {@link auditStream}). */
@@ -355,6 +364,15 @@ export function parseDesiredModelKey(key: string): { agentId: string; model: str
 /** Key of one rollout's record in {@link rolloutsBucket}: `rollout.<id>`. */
 export function rolloutKey(id: string): string {
   return `rollout.${assertKvKeyToken(id, 'rollout id')}`;
+}
+
+/**
+ * Key of one chunk of a rollout's agent entries in {@link rolloutsBucket}:
+ * `rollout.<id>.agents.<chunk>` (not matched by {@link rolloutKeyFilter}).
+ */
+export function rolloutAgentChunkKey(id: string, chunk: number): string {
+  if (!Number.isInteger(chunk) || chunk < 0) throw invalidInput(`chunk ${chunk} is not a chunk index`);
+  return `rollout.${assertKvKeyToken(id, 'rollout id')}.agents.${chunk}`;
 }
 
 /** Key filter matching every rollout record in {@link rolloutsBucket}: `rollout.*`. */

@@ -10,6 +10,7 @@ import type { Rollout, RolloutEvent } from '@infermesh/protocols';
 import {
   MODEL,
   goodModel,
+  rolloutAgents,
   seedFirstVersion,
   startRollout,
   startRolloutMesh,
@@ -49,7 +50,7 @@ async function rolloutMidway(version: string): Promise<Rollout> {
     bakeMs: 2_500,
     readyTimeoutMs: 20_000,
   });
-  expect(started.steps.map((s) => s.agents.length)).toEqual([1, 1, 2]);
+  expect(started.steps.map((s) => s.agents)).toEqual([1, 1, 2]);
   return waitRollout(
     mesh,
     started.id,
@@ -114,7 +115,8 @@ describe('rollouts across coordinator failures', () => {
     const passed = done.events.filter((e) => e.type === 'gate.passed').map((e) => e.step);
     expect(passed).toEqual([0, 1, 2]);
     expect(stepAtKill).toBeGreaterThanOrEqual(1);
-    expect(done.agents.every((a) => a.state === 'ready')).toBe(true);
+    expect(done.steps.reduce((sum, s) => sum + s.counts.ready, 0)).toBe(4);
+    expect((await rolloutAgents(mesh, done.id)).every((a) => a.state === 'ready')).toBe(true);
     await waitServing(mesh, mesh.agentIds, '3');
   });
 });

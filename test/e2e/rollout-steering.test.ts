@@ -13,10 +13,12 @@ import { E2E_ADMIN_TOKEN } from '../harness/index.js';
 import {
   MODEL,
   goodModel,
+  rolloutAgents,
   runCli,
   seedFirstVersion,
   startRollout,
   startRolloutMesh,
+  stepAgents,
   waitRollout,
   waitServing,
 } from './rollout-support.js';
@@ -66,8 +68,8 @@ describe('steering rollouts with the CLI', () => {
       bakeMs: 2_500,
       readyTimeoutMs: 20_000,
     });
-    expect(started.steps.map((s) => s.agents.length)).toEqual([1, 2]);
-    const wave = started.steps[1]?.agents ?? [];
+    expect(started.steps.map((s) => s.agents)).toEqual([1, 2]);
+    const wave = await stepAgents(mesh, started.id, 1);
 
     expect(await rolloutCli('pause', started.id)).toContain(`${started.id}: paused`);
     const paused = await statusJson(started.id);
@@ -80,7 +82,9 @@ describe('steering rollouts with the CLI', () => {
     expect(held.steps[0]?.passedAt).toBeUndefined();
     for (const agentId of wave) {
       expect((mesh.history.get(agentId) ?? []).map((h) => h.version)).not.toContain('2');
-      expect(held.agents.find((a) => a.agentId === agentId)?.state).toBe('pending');
+      expect((await rolloutAgents(mesh, started.id)).find((a) => a.agentId === agentId)?.state).toBe(
+        'pending',
+      );
     }
 
     expect(await rolloutCli('resume', started.id)).toMatch(new RegExp(`${started.id}: running \\(\\w+\\)`));
@@ -98,7 +102,12 @@ describe('steering rollouts with the CLI', () => {
     expect(await rolloutCli('rollback', started.id)).toContain(`${started.id}: running (rolling_back)`);
     const back = await waitRollout(mesh, started.id, final, 'the rollback to finish');
     expect(back.state).toBe('rolled_back');
-    expect(back.agents.every((a) => a.state === 'restored' && a.reason === 'back to 1')).toBe(true);
+    expect(back.steps.map((s) => s.counts.restored)).toEqual([1, 2]);
+    expect(
+      (await rolloutAgents(mesh, started.id)).every(
+        (a) => a.state === 'restored' && a.reason === 'back to 1',
+      ),
+    ).toBe(true);
     for (const agentId of mesh.agentIds) {
       expect((await mesh.desired.getModel(agentId, MODEL))?.desired).toMatchObject({
         version: '1',
@@ -119,6 +128,14 @@ describe('steering rollouts with the CLI', () => {
       targets: 3,
     });
     expect(await rolloutCli('list')).toMatch(new RegExp(`${started.id}\\s+${MODEL}@2\\s+rolled_back`));
+    // `rollout agents` pages through every target: canary first, each restored to 1.
+    const lines = (await rolloutCli('agents', started.id)).trim().split('\n');
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(/step 0 {2}restored previous 1 {2}back to 1/);
+    expect(lines.slice(1).every((l) => / step 1 /.test(l))).toBe(true);
+    expect((await rolloutCli('agents', started.id, '--step', '1', '--json')).trim().split('\n')).toHaveLength(
+      2,
+    );
   });
 
   it('aborts a baking rollout, leaving every desired state as it is', async () => {
@@ -131,7 +148,7 @@ describe('steering rollouts with the CLI', () => {
       bakeMs: 60_000,
       readyTimeoutMs: 20_000,
     });
-    const canary = started.steps[0]?.agents[0] as string;
+    const canary = (await stepAgents(mesh, started.id, 0))[0] as string;
     await waitRollout(mesh, started.id, (r) => r.phase === 'baking', 'the canary to bake', 20_000);
     expect(await rolloutCli('abort', started.id)).toContain(`${started.id}: aborted`);
     const before = await desiredVersions();
@@ -139,7 +156,7 @@ describe('steering rollouts with the CLI', () => {
     await sleep(1_000);
     const aborted = await statusJson(started.id);
     expect(aborted).toMatchObject({ state: 'aborted', phase: 'done', step: 0, reason: 'aborted by admin' });
-    expect(aborted.agents.find((a) => a.agentId === canary)?.state).toBe('ready');
+    expect((await rolloutAgents(mesh, started.id)).find((a) => a.agentId === canary)?.state).toBe('ready');
     expect(await desiredVersions()).toEqual(before);
     expect(JSON.parse(await rolloutCli('list', '--json'))).toEqual(
       expect.arrayContaining([expect.objectContaining({ id: started.id, state: 'aborted' })]),

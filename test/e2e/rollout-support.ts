@@ -21,7 +21,7 @@ import {
   parseDesiredModelKey,
   tensorFromTypedArray,
 } from '@infermesh/protocols';
-import type { CreateRolloutRequest, Rollout } from '@infermesh/protocols';
+import type { CreateRolloutRequest, Rollout, RolloutAgent, RolloutAgentPage } from '@infermesh/protocols';
 import {
   CLI_ENTRY,
   REPO_ROOT,
@@ -288,6 +288,24 @@ export async function seedFirstVersion(mesh: RolloutMesh, version: string, bytes
 /** Starts a rollout through the admin API. */
 export async function startRollout(mesh: RolloutMesh, request: CreateRolloutRequest): Promise<Rollout> {
   return (await mesh.admin().call('POST', '/rollouts', request)) as Rollout;
+}
+
+/** Every target agent of a rollout in rollout order, paging through `GET /rollouts/{id}/agents`. */
+export async function rolloutAgents(mesh: RolloutMesh, id: string): Promise<RolloutAgent[]> {
+  const agents: RolloutAgent[] = [];
+  let cursor: string | undefined;
+  do {
+    const query = cursor === undefined ? '' : `?cursor=${cursor}`;
+    const page = (await mesh.admin().call('GET', `/rollouts/${id}/agents${query}`)) as RolloutAgentPage;
+    agents.push(...page.agents);
+    cursor = page.nextCursor;
+  } while (cursor !== undefined);
+  return agents;
+}
+
+/** The agent ids of one step of a rollout. */
+export async function stepAgents(mesh: RolloutMesh, id: string, step: number): Promise<string[]> {
+  return (await rolloutAgents(mesh, id)).filter((a) => a.step === step).map((a) => a.agentId);
 }
 
 /** Waits until the rollout satisfies `done` and returns it. */

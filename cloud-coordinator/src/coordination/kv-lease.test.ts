@@ -57,4 +57,44 @@ describe('KV leases', () => {
       expect(outcomes.filter((o) => o.held)).toHaveLength(1);
     }
   });
+
+  it('throws UNAVAILABLE instead of reporting a lost race while NATS is down, and works again after', async () => {
+    const own = await startNatsServer();
+    const ownConn = await connectMesh(own.url, { name: 'lease-down', logger: pino({ enabled: false }) });
+    try {
+      const ownKv = await openRegistryKv(ownConn, 'im_v1_lease_down', 'lease test', { create: true });
+      expect(await acquireLease(ownKv, 'lease.d', 'one', 60_000, 1_000)).toMatchObject({ held: true });
+      await own.stop();
+      // A renewal during the outage: not a lost race, so the holder keeps believing it holds it.
+      const during = await acquireLease(ownKv, 'lease.d', 'one', 60_000, 2_000).then(
+        (outcome) => ({ outcome }),
+        (err: unknown) => ({ err: err as { code?: string; name?: string } }),
+      );
+      expect(during).toMatchObject({ err: { name: 'InferMeshError', code: 'UNAVAILABLE' } });
+      await own.restart();
+      await waitForLease(() => acquireLease(ownKv, 'lease.d', 'one', 60_000, 3_000));
+      // Someone else still loses the race once the server is back.
+      expect(await acquireLease(ownKv, 'lease.d', 'two', 60_000, 3_100)).toMatchObject({
+        held: false,
+        holder: 'one',
+      });
+    } finally {
+      await ownConn.close();
+      await own.stop();
+    }
+  }, 30_000);
 });
+
+/** Retries `call` while it throws UNAVAILABLE (the client reconnecting), until it answers held. */
+async function waitForLease(call: () => ReturnType<typeof acquireLease>): Promise<void> {
+  const until = Date.now() + 15_000;
+  for (;;) {
+    try {
+      expect(await call()).toMatchObject({ held: true, acquired: false });
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'UNAVAILABLE' || Date.now() > until) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}

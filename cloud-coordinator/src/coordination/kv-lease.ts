@@ -5,11 +5,18 @@
  * write a compare-and-set on the key's revision, so of two coordinators racing exactly one wins.
  * Expiry compares wall clocks: coordinators' clocks are assumed to agree within a fraction of the
  * TTL (nats-server 2.9 has no per-key TTL to lean on).
+ *
+ * Losing a race and failing to reach NATS are different things: only a compare-and-set that
+ * another writer beat (the key's revision moved) answers `held: false`. A read or write that fails
+ * for any other reason (a timeout, a restarting server) throws an UNAVAILABLE {@link InferMeshError}
+ * instead, so the caller keeps what it believes it holds and tries again on its next tick; the
+ * lease protects itself meanwhile by expiring.
  * @module
  */
 import type { KV } from '@nats-io/kv';
 import { leaseSchema } from '@infermesh/protocols';
-import type { Lease } from '@infermesh/protocols';
+import type { InferMeshError, Lease } from '@infermesh/protocols';
+import { registryUnavailable } from '@infermesh/mesh-client';
 
 /** The outcome of {@link acquireLease}. */
 export type LeaseOutcome =
@@ -24,9 +31,21 @@ export type LeaseOutcome =
     }
   | { readonly held: false; readonly holder: string; readonly expiresAt: number };
 
-/** The lease under `key` with the key's revision (lease null when none, deleted or unreadable). */
+/** The error a lease call throws when NATS cannot be reached (a retry may succeed). */
+const leaseUnavailable = (key: string, cause: unknown): InferMeshError =>
+  registryUnavailable(`the lease '${key}'`, cause);
+
+/**
+ * The lease under `key` with the key's revision (lease null when none, deleted or unreadable).
+ * UNAVAILABLE when the bucket cannot be read.
+ */
 export async function readLease(kv: KV, key: string): Promise<{ lease: Lease | null; revision: number }> {
-  const entry = await kv.get(key);
+  let entry;
+  try {
+    entry = await kv.get(key);
+  } catch (cause) {
+    throw leaseUnavailable(key, cause);
+  }
   if (entry === null) return { lease: null, revision: 0 };
   if (entry.operation !== 'PUT' || entry.length === 0) return { lease: null, revision: entry.revision };
   let value: unknown;
@@ -41,7 +60,8 @@ export async function readLease(kv: KV, key: string): Promise<{ lease: Lease | n
 
 /**
  * Takes or renews the lease under `key` for `holder` until `now + ttlMs`. Someone else's live lease,
- * or a lost compare-and-set race, answers `held: false` with the holder that stands.
+ * or a lost compare-and-set race, answers `held: false` with the holder that stands. Throws
+ * UNAVAILABLE (nothing is known about the race) when NATS does not answer.
  */
 export async function acquireLease(
   kv: KV,
@@ -73,8 +93,20 @@ export async function acquireLease(
       acquired: !mine,
       previous: mine ? undefined : (current.lease ?? undefined),
     };
-  } catch {
+  } catch (cause) {
+    // Who wrote last tells a lost race (another revision) from a failed call (the same one).
     const after = await readLease(kv, key);
+    if (after.lease?.holder === holder && after.lease.expiresAt === lease.expiresAt) {
+      // Our write landed; only its answer was lost.
+      return {
+        held: true,
+        lease: after.lease,
+        revision: after.revision,
+        acquired: !mine,
+        previous: mine ? undefined : (current.lease ?? undefined),
+      };
+    }
+    if (after.revision === current.revision) throw leaseUnavailable(key, cause);
     return {
       held: false,
       holder: after.lease?.holder ?? 'unknown',

@@ -100,6 +100,46 @@ describe('health gates', () => {
     expect(gate.verdict).toBe('pass');
   });
 
+  it('does not let a rest with too little traffic excuse a bad cohort', () => {
+    // The rest: 1 request, 1 error (100 %); the cohort: 50 % over 10,000 requests.
+    const gate = evaluateGates({
+      step: 0,
+      now: 5,
+      spec,
+      cohort: [agentWith('a', [0, 0], [5_000, 5_000])],
+      rest: [agentWith('b', [0, 0], [0, 1], '1')],
+      cohortLatency: [],
+    });
+    expect(gate.verdict).toBe('fail');
+    expect(gate.reasons[0]).toMatch(/the rest saw 1 requests, too few to compare with; 100 needed/);
+    // minRequests raises the floor the rest must reach.
+    const busier = evaluateGates({
+      step: 0,
+      now: 5,
+      spec: { maxErrorRate: 0.01, minRequests: 500 },
+      cohort: [agentWith('a', [0, 0], [500, 500])],
+      rest: [agentWith('b', [0, 0], [100, 300], '1')],
+      cohortLatency: [],
+    });
+    expect(busier.verdict).toBe('fail');
+    expect(busier.reasons[0]).toMatch(/500 needed/);
+  });
+
+  it('excuses a cohort only within maxErrorRate of a busy rest', () => {
+    const judge = (cohortErrors: number): string =>
+      evaluateGates({
+        step: 1,
+        now: 5,
+        spec: { maxErrorRate: 0.05, minRequests: 0 },
+        cohort: [agentWith('a', [0, 0], [1_000 - cohortErrors, cohortErrors])],
+        rest: [agentWith('b', [0, 0], [800, 200], '1')],
+        cohortLatency: [],
+      }).verdict;
+    expect(judge(240)).toBe('pass'); // 24 %: within 5 points of the rest's 20 %
+    expect(judge(260)).toBe('fail'); // 26 %: more than 5 points worse
+    expect(judge(40)).toBe('pass'); // 4 %: below maxErrorRate anyway
+  });
+
   it('fails any failed load at once, whatever the traffic', () => {
     const gate = evaluateGates({
       step: 0,

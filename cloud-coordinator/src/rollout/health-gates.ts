@@ -14,6 +14,7 @@ import type {
   CohortHealth,
   CounterSnapshot,
   GateEvaluation,
+  RolloutAgent,
   RolloutSpec,
 } from '@infermesh/protocols';
 
@@ -84,6 +85,32 @@ export interface GateAgent {
   readonly failedLoad?: string | undefined;
 }
 
+/**
+ * An agent of a rollout as a gate sees it: its baseline, its counters of `counted` now (the
+ * version it serves when undefined), and why its load of `model@version` failed, if it did (agents
+ * of steps up to `currentStep` only).
+ */
+export function gateAgentOf(
+  agent: RolloutAgent,
+  heartbeat: AgentHeartbeat | undefined,
+  model: string,
+  version: string,
+  currentStep: number,
+  counted: string | undefined,
+): GateAgent {
+  const status = agent.step <= currentStep ? loadStatusOf(heartbeat, model, version) : undefined;
+  return {
+    agentId: agent.agentId,
+    baseline: agent.baseline,
+    current: countersOf(heartbeat, model, counted ?? servingVersionOf(heartbeat, model)),
+    ...(agent.state === 'failed'
+      ? { failedLoad: agent.reason ?? 'load failed' }
+      : status?.status === 'failed'
+        ? { failedLoad: status.reason }
+        : {}),
+  };
+}
+
 /** A latency sample: one heartbeat's p95 and the requests it covers. */
 export interface LatencySample {
   readonly p95Ms: number;
@@ -140,9 +167,44 @@ export function groupHealth(agents: readonly GateAgent[], latency: readonly Late
 const percent = (rate: number): string => `${(rate * 100).toFixed(2)}%`;
 
 /**
+ * Fewest requests (successful and failed) the rest must have seen over the bake before its error
+ * rate may excuse the cohort's; `minRequests` raises it. Below it the rest's rate is noise (one
+ * error in one request is 100 %).
+ */
+export const REST_MIN_REQUESTS_FLOOR = 100;
+
+/**
+ * Whether the cohort's error rate fails the gate: above `maxErrorRate`, unless the rest saw enough
+ * traffic ({@link REST_MIN_REQUESTS_FLOOR}, or `minRequests` when higher) with a rate so high
+ * that the cohort's is within `maxErrorRate` of it: a fleet-wide rise (clients sending bad input)
+ * is not the new version's fault, but the version may add at most `maxErrorRate` on top of it.
+ * Answers the reason when it fails.
+ */
+export function errorRateFailure(
+  cohort: CohortHealth,
+  rest: CohortHealth,
+  spec: Pick<RolloutSpec, 'maxErrorRate' | 'minRequests'>,
+): string | undefined {
+  const rate = cohort.errorRate ?? 0;
+  if (rate <= spec.maxErrorRate) return undefined;
+  const total = cohort.requests + cohort.errors;
+  const restTotal = rest.requests + rest.errors;
+  const restFloor = Math.max(REST_MIN_REQUESTS_FLOOR, spec.minRequests);
+  const head =
+    `error rate ${percent(rate)} (${cohort.errors} of ${total}) is above maxErrorRate ` +
+    `${percent(spec.maxErrorRate)}`;
+  if (rest.errorRate === undefined || restTotal < restFloor) {
+    return `${head} (the rest saw ${restTotal} requests, too few to compare with; ${restFloor} needed)`;
+  }
+  if (rate > rest.errorRate + spec.maxErrorRate) {
+    return `${head} and the rest's ${percent(rest.errorRate)} by more than maxErrorRate`;
+  }
+  return undefined;
+}
+
+/**
  * Judges a bake. `fail` when a cohort agent failed to load the version, when the cohort's error
- * rate is above `maxErrorRate` and above the rest's (a fleet-wide rise, such as clients sending bad
- * input, is not the new version's fault), or when its p95 is above `maxP95Ms`; `wait` when the
+ * rate fails {@link errorRateFailure}, or when its p95 is above `maxP95Ms`; `wait` when the
  * cohort has seen fewer than `minRequests` requests; `pass` otherwise.
  * @example
  * evaluateGates({ step: 0, now, spec, cohort, rest, cohortLatency }).verdict; // 'pass'
@@ -168,16 +230,8 @@ export function evaluateGates(input: GateInput): GateEvaluation {
     reasons.push(`the cohort saw ${total} requests, fewer than minRequests ${input.spec.minRequests}`);
     return result('wait');
   }
-  const rate = cohort.errorRate ?? 0;
-  if (rate > input.spec.maxErrorRate && (rest.errorRate === undefined || rate > rest.errorRate)) {
-    reasons.push(
-      `error rate ${percent(rate)} (${cohort.errors} of ${total}) is above maxErrorRate ` +
-        `${percent(input.spec.maxErrorRate)}` +
-        (rest.errorRate === undefined
-          ? ' (the rest had no traffic)'
-          : ` and the rest's ${percent(rest.errorRate)}`),
-    );
-  }
+  const errorRate = errorRateFailure(cohort, rest, input.spec);
+  if (errorRate !== undefined) reasons.push(errorRate);
   const maxP95 = input.spec.maxP95Ms;
   if (maxP95 !== undefined && cohort.p95Ms !== undefined && cohort.p95Ms > maxP95) {
     reasons.push(`p95 latency ${cohort.p95Ms.toFixed(1)} ms is above maxP95Ms ${maxP95} ms`);

@@ -16,6 +16,7 @@ import type { Logger } from 'pino';
 import { isFinalRolloutState } from '@infermesh/protocols';
 import type { AgentHeartbeat, Rollout } from '@infermesh/protocols';
 import type { DesiredStateStore } from '@infermesh/mesh-client';
+import { chunkRange } from './rollout-agents.js';
 import {
   DEFAULT_ROLLOUT_LEASE_TTL_MS,
   DEFAULT_ROLLOUT_TICK_INTERVAL_MS,
@@ -25,6 +26,7 @@ import { DEFAULT_LATENCY_SAVE_INTERVAL_MS } from './bake-latency.js';
 import { servingVersionOf } from './health-gates.js';
 import type { LatencySample } from './health-gates.js';
 import { RolloutDriver } from './rollout-driver.js';
+import type { RolloutDriverOptions } from './rollout-driver.js';
 import { acquireLease, releaseLease } from './rollout-lease.js';
 import type { FleetView } from './rollout-service.js';
 import { withEvent } from './rollout-store.js';
@@ -44,6 +46,8 @@ export interface ControllerFleet extends FleetView {
 export interface RolloutControllerOptions {
   readonly store: RolloutStore;
   readonly desired: DesiredStateStore;
+  /** Compare-and-set removal of desired values, for rollbacks. */
+  readonly removal: RolloutDriverOptions['removal'];
   readonly fleet: ControllerFleet;
   readonly coordinatorId: string;
   readonly logger: Logger;
@@ -59,6 +63,8 @@ export interface RolloutControllerOptions {
 interface Sampling {
   model: string;
   version: string;
+  /** The step `cohort` and `rest` are of. */
+  step: number;
   cohort: Set<string>;
   rest: Set<string>;
   samples: { cohort: LatencySample[]; rest: LatencySample[] };
@@ -76,6 +82,8 @@ export class RolloutController {
   readonly #leaseMs: number;
   readonly #driver: RolloutDriver;
   readonly #sampling = new Map<string, Sampling>();
+  /** Agent ids of each step of the rollouts it drives (fixed at creation, read once). */
+  readonly #members = new Map<string, string[][]>();
   readonly #held = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
   #ticking: Promise<void> | undefined;
@@ -92,6 +100,7 @@ export class RolloutController {
     this.#driver = new RolloutDriver({
       store: options.store,
       desired: options.desired,
+      removal: options.removal,
       fleet: options.fleet,
       holder: this.holder,
       logger: options.logger,
@@ -150,6 +159,7 @@ export class RolloutController {
       if (rollout.state !== 'running') {
         if (this.#held.delete(rollout.id)) {
           this.#sampling.delete(rollout.id);
+          this.#members.delete(rollout.id);
           await releaseLease(this.#o.store.kv, rollout.id, this.holder).catch(() => undefined);
         }
         continue;
@@ -168,6 +178,7 @@ export class RolloutController {
       if (this.#held.delete(id))
         this.#log.warn({ rolloutId: id, holder: lease.holder }, 'lost the lease of a rollout');
       this.#sampling.delete(id);
+      this.#members.delete(id);
       return;
     }
     this.#held.add(id);
@@ -198,11 +209,12 @@ export class RolloutController {
       stored = { rollout: next, revision };
       this.#log.info({ rolloutId: id, previous }, 'driving a rollout');
     }
+    // Stop before the lease could run out under a slow step.
+    const deadline = lease.lease.expiresAt - this.#leaseMs / 3;
     for (let i = 0; i < MAX_STEPS_PER_TICK && stored && !this.#stopped; i += 1) {
-      // Stop before the lease could run out under a slow step.
-      if (this.#now() > lease.lease.expiresAt - this.#leaseMs / 3) break;
-      this.#track(stored.rollout);
-      stored = await this.#driver.advance(stored);
+      if (this.#now() > deadline) break;
+      await this.#track(stored.rollout);
+      stored = await this.#driver.advance(stored, deadline);
       if (stored && isFinalRolloutState(stored.rollout.state)) {
         await releaseActiveRollout(this.#o.store.kv, stored.rollout.spec.model, id).catch((err: unknown) =>
           this.#log.warn({ err, rolloutId: id }, 'cannot release the live-rollout claim; it is stale now'),
@@ -212,8 +224,17 @@ export class RolloutController {
   }
 
   /** Keeps the cohort and the rest of a driven rollout's current step, for latency sampling. */
-  #track(rollout: Rollout): void {
+  async #track(rollout: Rollout): Promise<void> {
     const step = rollout.step;
+    let members = this.#members.get(rollout.id);
+    if (!members) {
+      const [from, to] = chunkRange(rollout, 0, rollout.steps.length - 1);
+      members = rollout.steps.map((): string[] => []);
+      for (const { chunk } of await this.#o.store.chunks(rollout.id, from, to)) {
+        members[chunk.step]?.push(...chunk.agents.map((a) => a.agentId));
+      }
+      this.#members.set(rollout.id, members);
+    }
     let s = this.#sampling.get(rollout.id);
     if (!s) {
       s = {
@@ -221,13 +242,16 @@ export class RolloutController {
         version: rollout.spec.version,
         cohort: new Set(),
         rest: new Set(),
+        step: -1,
         samples: { cohort: [], rest: [] },
         lastRequests: new Map(),
       };
       this.#sampling.set(rollout.id, s);
     }
-    s.cohort = new Set(rollout.agents.filter((a) => a.step === step).map((a) => a.agentId));
-    s.rest = new Set(rollout.agents.filter((a) => a.step > step).map((a) => a.agentId));
+    if (s.step === step) return;
+    s.step = step;
+    s.cohort = new Set(members[step] ?? []);
+    s.rest = new Set(members.slice(step + 1).flat());
   }
 
   #sample(heartbeat: AgentHeartbeat): void {

@@ -1,31 +1,48 @@
 /**
  * One step of a rollout's state machine, run by the coordinator holding its lease. Every step is
- * idempotent, so a driver that crashes anywhere and a successor that repeats the step do no harm:
- * - `applying`: first the previous desired value of each agent of the step is captured into the
- *   record (saved), then the desired state is written with a compare-and-set; an entry that is
+ * idempotent, so a driver that crashes anywhere and a successor that repeats the step do no harm.
+ * The agents live in chunks (`rollout-agents.ts`) that the driver works through one by one, each
+ * written with compare-and-set, and before each chunk it checks that the record is still at the
+ * revision it drives from: a takeover (which writes `driver`) or an operator's change stops an old
+ * driver at the next chunk. A step over many chunks may span ticks (it stops at `deadline`, before
+ * its lease could run out); the record moves on once every chunk of the step is done.
+ * - `applying`: first the previous desired value of each agent of a chunk is captured into the
+ *   chunk (saved), then the desired state is written with a compare-and-set; an entry that is
  *   already this rollout's counts as written, a pin is left alone (the agent is skipped).
  * - `waiting_ready`: heartbeats say which cohort agents serve the version, or failed to load it.
  * - `baking`: baselines of the counters are saved when the bake starts, latency samples as it goes
  *   (`bake-latency.ts`); at its end the gates judge.
  * - `rolling_back`: each agent whose desired value is still this rollout's gets its previous value
- *   back (or none); agents someone changed since are left alone.
+ *   back (or none), both with compare-and-set on the revision read; agents someone changed since
+ *   (before or during the restore) are left alone.
  * @module
  */
 import type { Logger } from 'pino';
-import { isInferMeshError, rolloutSetBy } from '@infermesh/protocols';
-import type { DesiredModel, GateEvaluation, Rollout, RolloutAgent, RolloutEvent } from '@infermesh/protocols';
-import type { DesiredEntry, DesiredStateStore } from '@infermesh/mesh-client';
-import { countersOf, evaluateGates, loadStatusOf, servingVersionOf } from './health-gates.js';
+import type {
+  GateEvaluation,
+  Rollout,
+  RolloutAgent,
+  RolloutAgentChunk,
+  RolloutEvent,
+} from '@infermesh/protocols';
+import type { DesiredStateStore } from '@infermesh/mesh-client';
+import { AgentDesiredWrites, cutReason, touched } from './agent-desired-writes.js';
+import type { DesiredRemover } from './agent-desired-writes.js';
+import { countersOf, evaluateGates, gateAgentOf, loadStatusOf, servingVersionOf } from './health-gates.js';
+import type { GateAgent } from './health-gates.js';
 import { bakeSamples, latencySaveDue, saveBakeLatency } from './bake-latency.js';
 import type { GroupSamples } from './bake-latency.js';
+import { boundGate, chunkRange, recount, sameCounts } from './rollout-agents.js';
 import type { FleetView } from './rollout-service.js';
 import { withEvent } from './rollout-store.js';
-import type { RolloutStore, StoredRollout } from './rollout-store.js';
+import type { RolloutStore, StoredChunk, StoredRollout } from './rollout-store.js';
 
 /** What a driver needs. */
 export interface RolloutDriverOptions {
   readonly store: RolloutStore;
   readonly desired: DesiredStateStore;
+  /** Compare-and-set removal of a desired value (`desired-removal.ts`). */
+  readonly removal: DesiredRemover;
   readonly fleet: FleetView;
   /** This coordinator instance (the lease holder), written into events. */
   readonly holder: string;
@@ -41,43 +58,43 @@ export interface RolloutDriverOptions {
   readonly latencySaveIntervalMs: number;
 }
 
-/** Agents still holding a desired value the rollout may have written. */
-const TOUCHED = new Set<RolloutAgent['state']>(['applied', 'ready', 'failed']);
-
-const isOurs = (entry: DesiredEntry | null, r: Rollout): boolean =>
-  entry !== null && entry.desired.setBy === rolloutSetBy(r.id) && entry.desired.version === r.spec.version;
-
-const sameDesired = (a: DesiredModel | null | undefined, b: DesiredModel | null): boolean =>
-  (a ?? null) === null
-    ? b === null
-    : b !== null && a?.version === b.version && a.source === b.source && a.setBy === b.setBy && a.at === b.at;
+/** What a pass over chunks saw: the chunks as they are now, and whether it covered them all. */
+interface ChunkPass {
+  readonly chunks: RolloutAgentChunk[];
+  readonly complete: boolean;
+}
 
 /** Runs the state machine of the rollouts this coordinator drives. */
 export class RolloutDriver {
   readonly #o: RolloutDriverOptions;
-  readonly #log: Logger;
+  readonly #writes: AgentDesiredWrites;
 
   constructor(options: RolloutDriverOptions) {
     this.#o = options;
-    this.#log = options.logger.child({ component: 'coordinator.rollout-driver' });
+    const log = options.logger.child({ component: 'coordinator.rollout-driver' });
+    this.#writes = new AgentDesiredWrites(options.desired, options.removal, log);
   }
 
   /**
    * Moves a running rollout on by one step; resolves with the record as saved, or undefined when
-   * there was nothing to do (waiting) or the save lost a race (the next tick re-reads).
+   * there was nothing to do (waiting), the save lost a race, or `deadline` (ms since the epoch)
+   * came before every chunk was done (the next tick re-reads and goes on).
    */
-  async advance(stored: StoredRollout): Promise<StoredRollout | undefined> {
+  async advance(
+    stored: StoredRollout,
+    deadline = Number.POSITIVE_INFINITY,
+  ): Promise<StoredRollout | undefined> {
     const r = stored.rollout;
     if (r.state !== 'running') return undefined;
     switch (r.phase) {
       case 'applying':
-        return this.#apply(stored);
+        return this.#apply(stored, deadline);
       case 'waiting_ready':
-        return this.#waitReady(stored);
+        return this.#waitReady(stored, deadline);
       case 'baking':
-        return this.#bake(stored);
+        return this.#bake(stored, deadline);
       case 'rolling_back':
-        return this.#rollBack(stored);
+        return this.#rollBack(stored, deadline);
       case 'done':
         return undefined;
     }
@@ -91,6 +108,42 @@ export class RolloutDriver {
     return revision === false ? undefined : { rollout: next, revision };
   }
 
+  /**
+   * Runs `work` on chunks `from .. to - 1` in order, each only while the record is still at the
+   * revision `stored` was read at and `deadline` has not passed. `work` writes the chunk itself
+   * (compare-and-set) and answers it as stored, or false when that lost a race.
+   */
+  async #pass(
+    stored: StoredRollout,
+    [from, to]: [number, number],
+    deadline: number,
+    work: (chunk: StoredChunk) => Promise<StoredChunk | false>,
+  ): Promise<ChunkPass> {
+    const chunks: RolloutAgentChunk[] = [];
+    let complete = true;
+    for (let index = from; index < to; index += 1) {
+      if (this.#o.now() > deadline) return { chunks, complete: false };
+      const record = await this.#o.store.get(stored.rollout.id);
+      if (record?.revision !== stored.revision) return { chunks, complete: false };
+      const chunk = await this.#o.store.getChunk(stored.rollout.id, index);
+      if (!chunk) {
+        complete = false;
+        continue;
+      }
+      const done = await work(chunk);
+      if (done === false) complete = false;
+      chunks.push(done === false ? chunk.chunk : done.chunk);
+    }
+    return { chunks, complete };
+  }
+
+  /** Writes `agents` into a chunk (compare-and-set); the chunk as stored, false on a race. */
+  async #putChunk(stored: StoredChunk, agents: RolloutAgent[]): Promise<StoredChunk | false> {
+    const chunk = { ...stored.chunk, agents };
+    const revision = await this.#o.store.putChunk(chunk, stored.revision);
+    return revision === false ? false : { chunk, revision };
+  }
+
   #event(type: string, message: string, step?: number): RolloutEvent {
     return {
       at: this.#o.now(),
@@ -101,107 +154,85 @@ export class RolloutDriver {
     };
   }
 
-  async #apply(stored: StoredRollout): Promise<StoredRollout | undefined> {
+  async #apply(stored: StoredRollout, deadline: number): Promise<StoredRollout | undefined> {
     const r = stored.rollout;
     const { model, version } = r.spec;
     const now = this.#o.now();
     const step = r.steps[r.step];
     if (!step) return this.#save(stored, { ...r, phase: 'done', state: 'succeeded', finishedAt: now });
-    const cohort = r.agents.filter((a) => a.step === r.step && a.state === 'pending');
-    // 1. Capture the previous values (saved before anything is written).
-    if (cohort.some((a) => !a.captured) || step.startedAt === undefined) {
-      const captured = new Map<string, RolloutAgent>();
-      for (const agent of cohort) {
-        if (agent.captured) continue;
-        const entry = await this.#o.desired.getModel(agent.agentId, model);
-        captured.set(
-          agent.agentId,
-          entry?.desired.source === 'pin'
-            ? { ...agent, state: 'skipped', reason: `pinned to ${entry.desired.version}` }
-            : { ...agent, captured: true, previous: isOurs(entry, r) ? null : (entry?.desired ?? null) },
-        );
-      }
-      const steps = r.steps.map((s, i) =>
-        i === r.step && s.startedAt === undefined ? { ...s, startedAt: now } : s,
-      );
-      return this.#save(stored, { ...r, steps, agents: r.agents.map((a) => captured.get(a.agentId) ?? a) });
+    if (step.startedAt === undefined) {
+      const steps = r.steps.map((s, i) => (i === r.step ? { ...s, startedAt: now } : s));
+      return this.#save(stored, { ...r, steps });
     }
-    // 2. Write the desired state of the captured agents.
-    const written = new Map<string, RolloutAgent>();
-    for (const agent of cohort) {
-      const entry = await this.#o.desired.getModel(agent.agentId, model);
-      if (isOurs(entry, r)) {
-        written.set(agent.agentId, { ...agent, state: 'applied', appliedAt: agent.appliedAt ?? now });
-        continue;
-      }
-      if (entry?.desired.source === 'pin') {
-        written.set(agent.agentId, {
-          ...agent,
-          state: 'skipped',
-          reason: `pinned to ${entry.desired.version}`,
-        });
-        continue;
-      }
-      const value: DesiredModel = { model, version, source: 'rollout', setBy: rolloutSetBy(r.id), at: now };
-      try {
-        await this.#o.desired.set(agent.agentId, value, entry?.revision ?? 0);
-        // Someone else's rollout value replaced since the capture: that one is what to restore.
-        const previous = sameDesired(agent.previous, entry?.desired ?? null)
-          ? agent.previous
-          : (entry?.desired ?? null);
-        written.set(agent.agentId, { ...agent, previous, state: 'applied', appliedAt: now });
-      } catch (err) {
-        if (!isInferMeshError(err)) throw err;
-        this.#log.info(
-          { rolloutId: r.id, agentId: agent.agentId, err: err.message },
-          'desired state changed meanwhile; retrying',
-        );
-      }
+    const pass = await this.#pass(stored, chunkRange(r, r.step, r.step), deadline, (chunk) =>
+      this.#applyChunk(r, chunk),
+    );
+    if (!pass.complete) return undefined;
+    const agents = pass.chunks.flatMap((c) => c.agents);
+    let next: Rollout = { ...r, steps: recount(r.steps, pass.chunks) };
+    if (agents.some((a) => a.state === 'pending')) {
+      // Some writes raced a change: the next tick retries them.
+      return sameCounts(next.steps, r.steps) ? undefined : this.#save(stored, next);
     }
-    let next: Rollout = { ...r, agents: r.agents.map((a) => written.get(a.agentId) ?? a) };
-    const left = next.agents.filter((a) => a.step === r.step && a.state === 'pending');
-    if (left.length === 0) {
-      const applied = next.agents.filter((a) => a.step === r.step && a.state === 'applied').length;
-      next = withEvent(
-        { ...next, phase: 'waiting_ready' },
-        this.#event(
-          'step.applied',
-          `${step.kind} ${r.step}: ${model}@${version} written for ${applied} agents`,
-          r.step,
-        ),
-      );
-    }
+    const applied = agents.filter((a) => a.state === 'applied').length;
+    next = withEvent(
+      { ...next, phase: 'waiting_ready' },
+      this.#event(
+        'step.applied',
+        `${step.kind} ${r.step}: ${model}@${version} written for ${applied} agents`,
+        r.step,
+      ),
+    );
     return this.#save(stored, next);
   }
 
-  async #waitReady(stored: StoredRollout): Promise<StoredRollout | undefined> {
+  /** Captures the previous values of a chunk's pending agents (saved first), then writes theirs. */
+  async #applyChunk(r: Rollout, stored: StoredChunk): Promise<StoredChunk | false> {
+    let current: StoredChunk | false = stored;
+    // 1. Capture the previous values (saved before anything is written).
+    if (current.chunk.agents.some((a) => a.state === 'pending' && !a.captured)) {
+      const agents = await Promise.all(current.chunk.agents.map((a) => this.#writes.capture(r, a)));
+      current = await this.#putChunk(current, agents);
+      if (current === false) return false;
+    }
+    if (!current.chunk.agents.some((a) => a.state === 'pending')) return current;
+    // 2. Write the desired state of the captured agents.
+    const now = this.#o.now();
+    const agents = await Promise.all(current.chunk.agents.map((a) => this.#writes.write(r, a, now)));
+    return this.#putChunk(current, agents);
+  }
+
+  async #waitReady(stored: StoredRollout, deadline: number): Promise<StoredRollout | undefined> {
     const r = stored.rollout;
     const { model, version } = r.spec;
     const now = this.#o.now();
     const step = r.steps[r.step];
     if (!step) return undefined;
-    let changed = false;
-    const agents = r.agents.map((a) => {
-      if (a.step !== r.step || (a.state !== 'applied' && a.state !== 'ready')) return a;
-      const status = loadStatusOf(this.#o.fleet.get(a.agentId)?.heartbeat, model, version);
-      if (status.status === 'ready' && a.state !== 'ready') {
-        changed = true;
-        return { ...a, state: 'ready' as const };
-      }
-      if (status.status === 'failed') {
-        changed = true;
-        return { ...a, state: 'failed' as const, reason: status.reason };
-      }
-      return a;
+    const pass = await this.#pass(stored, chunkRange(r, r.step, r.step), deadline, async (chunk) => {
+      let changed = false;
+      const agents = chunk.chunk.agents.map((a) => {
+        if (a.state !== 'applied' && a.state !== 'ready') return a;
+        const status = loadStatusOf(this.#o.fleet.get(a.agentId)?.heartbeat, model, version);
+        if (status.status === 'ready' && a.state !== 'ready') {
+          changed = true;
+          return { ...a, state: 'ready' as const };
+        }
+        if (status.status === 'failed') {
+          changed = true;
+          return { ...a, state: 'failed' as const, reason: cutReason(status.reason) };
+        }
+        return a;
+      });
+      return changed ? this.#putChunk(chunk, agents) : chunk;
     });
-    let next: Rollout = { ...r, agents };
-    const cohort = agents.filter((a) => a.step === r.step && a.state !== 'skipped');
-    const failed = cohort.filter((a) => a.state === 'failed');
-    if (failed.length > 0) {
-      return this.#save(stored, this.#gateFailed(next, this.#judge(next, 0)));
+    if (!pass.complete) return undefined;
+    let next: Rollout = { ...r, steps: recount(r.steps, pass.chunks) };
+    const cohort = pass.chunks.flatMap((c) => c.agents).filter((a) => a.state !== 'skipped');
+    if (cohort.some((a) => a.state === 'failed')) {
+      return this.#save(stored, this.#gateFailed(next, this.#judge(next, 0, cohort, [])));
     }
     if (cohort.every((a) => a.state === 'ready')) {
-      const steps = r.steps.map((s, i) => (i === r.step ? { ...s, readyAt: now } : s));
+      const steps = next.steps.map((s, i) => (i === r.step ? { ...s, readyAt: now } : s));
       next = withEvent(
         { ...next, steps, phase: 'baking' },
         this.#event('step.ready', `${step.kind} ${r.step}: ${cohort.length} agents serve ${version}`, r.step),
@@ -216,40 +247,51 @@ export class RolloutDriver {
         withEvent({ ...next, state: 'paused', reason }, this.#event('paused', reason, r.step)),
       );
     }
-    return changed ? this.#save(stored, next) : undefined;
+    return sameCounts(next.steps, r.steps) ? undefined : this.#save(stored, next);
   }
 
-  async #bake(stored: StoredRollout): Promise<StoredRollout | undefined> {
+  async #bake(stored: StoredRollout, deadline: number): Promise<StoredRollout | undefined> {
     const r = stored.rollout;
     const now = this.#o.now();
     const step = r.steps[r.step];
     if (!step) return undefined;
     if (step.bakeStartedAt === undefined) {
       // Baselines: the cohort's counters of the version, the rest's of what they serve.
-      const agents = r.agents.map((a) => {
-        const heartbeat = this.#o.fleet.get(a.agentId)?.heartbeat;
-        const version = a.step <= r.step ? r.spec.version : servingVersionOf(heartbeat, r.spec.model);
-        const baseline = countersOf(heartbeat, r.spec.model, version);
-        const { baseline: _old, ...rest } = a;
-        return baseline ? { ...rest, baseline } : rest;
-      });
+      const pass = await this.#pass(stored, chunkRange(r, r.step, r.steps.length - 1), deadline, (chunk) =>
+        this.#putChunk(
+          chunk,
+          chunk.chunk.agents.map((a) => {
+            const heartbeat = this.#o.fleet.get(a.agentId)?.heartbeat;
+            const version = a.step <= r.step ? r.spec.version : servingVersionOf(heartbeat, r.spec.model);
+            const baseline = countersOf(heartbeat, r.spec.model, version);
+            const { baseline: _old, ...rest } = a;
+            return baseline ? { ...rest, baseline } : rest;
+          }),
+        ),
+      );
+      if (!pass.complete) return undefined;
       const steps = r.steps.map((s, i) =>
-        i === r.step ? { ...s, bakeStartedAt: now, bakeLatency: undefined } : s,
+        i === r.step ? { ...s, bakeStartedAt: this.#o.now(), bakeLatency: undefined } : s,
       );
       this.#o.resetLatency(r.id);
       return this.#save(
         stored,
-        withEvent(
-          { ...r, agents, steps },
-          this.#event('step.baking', `baking for ${r.spec.bakeMs} ms`, r.step),
-        ),
+        withEvent({ ...r, steps }, this.#event('step.baking', `baking for ${r.spec.bakeMs} ms`, r.step)),
       );
     }
     const elapsed = now - step.bakeStartedAt;
-    const failedLoad = this.#judge(r, elapsed);
-    if (failedLoad.cohort.failedLoads.length > 0) return this.#save(stored, this.#gateFailed(r, failedLoad));
-    if (elapsed < r.spec.bakeMs) return this.#saveLatency(stored);
-    const gate = failedLoad;
+    const ended = elapsed >= r.spec.bakeMs;
+    const [from, to] = chunkRange(r, r.step, ended ? r.steps.length - 1 : r.step);
+    const agents = (await this.#o.store.chunks(r.id, from, to)).flatMap((c) => c.chunk.agents);
+    const cohort = agents.filter((a) => a.step === r.step);
+    const gate = this.#judge(
+      r,
+      elapsed,
+      cohort,
+      agents.filter((a) => a.step > r.step),
+    );
+    if (gate.cohort.failedLoads.length > 0) return this.#save(stored, this.#gateFailed(r, gate));
+    if (!ended) return this.#saveLatency(stored);
     const judged: Rollout = { ...r, lastGate: gate };
     if (gate.verdict === 'fail') return this.#save(stored, this.#gateFailed(judged, gate));
     if (gate.verdict === 'wait') {
@@ -294,46 +336,32 @@ export class RolloutDriver {
     return undefined;
   }
 
-  /** The gates over the current bake (failed loads only, before the bake has baselines). */
-  #judge(r: Rollout, elapsedMs: number): GateEvaluation {
+  /** The gates over the current bake of `cohort` against `rest` (failed loads only before the end). */
+  #judge(r: Rollout, elapsedMs: number, cohort: RolloutAgent[], rest: RolloutAgent[]): GateEvaluation {
     const { model, version } = r.spec;
     const latency = bakeSamples(r.steps[r.step]?.bakeLatency, this.#o.latencyOf(r.id));
-    const view = (
-      a: RolloutAgent,
-      v: string | undefined,
-    ): {
-      agentId: string;
-      baseline?: RolloutAgent['baseline'];
-      current?: ReturnType<typeof countersOf>;
-      failedLoad?: string;
-    } => {
-      const heartbeat = this.#o.fleet.get(a.agentId)?.heartbeat;
-      const status = a.step <= r.step ? loadStatusOf(heartbeat, model, version) : undefined;
-      return {
-        agentId: a.agentId,
-        baseline: a.baseline,
-        current: countersOf(heartbeat, model, v ?? servingVersionOf(heartbeat, model)),
-        ...(a.state === 'failed'
-          ? { failedLoad: a.reason ?? 'load failed' }
-          : status?.status === 'failed'
-            ? { failedLoad: status.reason }
-            : {}),
-      };
-    };
-    const live = r.agents.filter((a) => a.state !== 'skipped');
-    return evaluateGates({
-      step: r.step,
-      now: this.#o.now(),
-      spec: r.spec,
-      cohort: live.filter((a) => a.step === r.step).map((a) => view(a, version)),
-      rest: live.filter((a) => a.step > r.step).map((a) => view(a, undefined)),
-      cohortLatency: elapsedMs > 0 ? latency.cohort : [],
-      restLatency: latency.rest,
-    });
+    const view = (a: RolloutAgent, counted: string | undefined): GateAgent =>
+      gateAgentOf(a, this.#o.fleet.get(a.agentId)?.heartbeat, model, version, r.step, counted);
+    const live = (agents: RolloutAgent[]): RolloutAgent[] => agents.filter((a) => a.state !== 'skipped');
+    return boundGate(
+      evaluateGates({
+        step: r.step,
+        now: this.#o.now(),
+        spec: r.spec,
+        cohort: live(cohort).map((a) => view(a, version)),
+        rest: live(rest).map((a) => view(a, undefined)),
+        cohortLatency: elapsedMs > 0 ? latency.cohort : [],
+        restLatency: latency.rest,
+      }),
+    );
   }
 
   #gateFailed(r: Rollout, gate: GateEvaluation): Rollout {
-    const reason = `gate failed at ${r.steps[r.step]?.kind ?? 'step'} ${r.step}: ${gate.reasons.join('; ')}`;
+    const reason =
+      `gate failed at ${r.steps[r.step]?.kind ?? 'step'} ${r.step}: ${gate.reasons.join('; ')}`.slice(
+        0,
+        2_000,
+      );
     const judged = { ...r, lastGate: gate, reason };
     if (r.spec.onGateFailure === 'pause') {
       return withEvent(
@@ -347,43 +375,23 @@ export class RolloutDriver {
     );
   }
 
-  async #rollBack(stored: StoredRollout): Promise<StoredRollout | undefined> {
+  async #rollBack(stored: StoredRollout, deadline: number): Promise<StoredRollout | undefined> {
     const r = stored.rollout;
-    const restored = new Map<string, RolloutAgent>();
-    for (const agent of r.agents) {
-      if (!TOUCHED.has(agent.state) && !(agent.state === 'pending' && agent.captured)) continue;
-      const entry = await this.#o.desired.getModel(agent.agentId, r.spec.model);
-      if (!isOurs(entry, r)) {
-        const reason =
-          agent.state === 'pending' ? 'never written' : 'desired state changed by someone else; left alone';
-        restored.set(agent.agentId, { ...agent, state: 'restored', reason });
-        continue;
-      }
-      try {
-        if (agent.previous) await this.#o.desired.set(agent.agentId, agent.previous, entry?.revision);
-        else await this.#o.desired.remove(agent.agentId, r.spec.model);
-        restored.set(agent.agentId, {
-          ...agent,
-          state: 'restored',
-          reason: agent.previous ? `back to ${agent.previous.version}` : 'desired value removed',
-        });
-      } catch (err) {
-        if (!isInferMeshError(err)) throw err;
-        this.#log.info(
-          { rolloutId: r.id, agentId: agent.agentId, err: err.message },
-          'restore raced a change; retrying',
-        );
-      }
-    }
-    let next: Rollout = { ...r, agents: r.agents.map((a) => restored.get(a.agentId) ?? a) };
-    const left = next.agents.filter((a) => TOUCHED.has(a.state) || (a.state === 'pending' && a.captured));
-    if (left.length === 0) {
-      const count = next.agents.filter((a) => a.state === 'restored').length;
+    const pass = await this.#pass(stored, chunkRange(r, 0, r.steps.length - 1), deadline, async (chunk) => {
+      if (!chunk.chunk.agents.some(touched)) return chunk;
+      const agents = await Promise.all(chunk.chunk.agents.map((agent) => this.#writes.restore(r, agent)));
+      return this.#putChunk(chunk, agents);
+    });
+    if (!pass.complete) return undefined;
+    let next: Rollout = { ...r, steps: recount(r.steps, pass.chunks) };
+    if (!pass.chunks.some((c) => c.agents.some(touched))) {
+      const count = next.steps.reduce((sum, s) => sum + s.counts.restored, 0);
       next = withEvent(
         { ...next, state: 'rolled_back', phase: 'done', finishedAt: this.#o.now() },
         this.#event('rolled_back', `restored ${count} agents`),
       );
+      return this.#save(stored, next);
     }
-    return this.#save(stored, next);
+    return sameCounts(next.steps, r.steps) ? undefined : this.#save(stored, next);
   }
 }

@@ -79,6 +79,13 @@ export function cohortSize(total: number, percent: number): number {
   return Math.min(total, Math.max(1, Math.ceil((total * percent) / 100 - 1e-9)));
 }
 
+/** A step as planned: its kind, cumulative percent and the agents it adds, in order. */
+export interface PlannedStep {
+  readonly kind: RolloutStep['kind'];
+  readonly percent: number;
+  readonly agents: string[];
+}
+
 /**
  * Splits ordered targets into steps: the canary (`canaryPercent` of them, at least one), then each
  * wave up to its cumulative percent. Steps that would add nobody are dropped; the last step always
@@ -90,8 +97,8 @@ export function planSteps(
   targets: readonly string[],
   canaryPercent: number,
   waves: readonly number[],
-): RolloutStep[] {
-  const steps: RolloutStep[] = [];
+): PlannedStep[] {
+  const steps: PlannedStep[] = [];
   let covered = 0;
   const add = (kind: RolloutStep['kind'], percent: number): void => {
     const upTo = percent >= 100 ? targets.length : cohortSize(targets.length, percent);

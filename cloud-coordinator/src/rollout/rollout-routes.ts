@@ -3,7 +3,10 @@
  * - `POST /rollouts` (operator): start one (`CreateRolloutRequest`); 201 with the `Rollout`.
  *   404 MODEL_NOT_FOUND for a version not in the registry, 400 for one without an edge variant or
  *   a selector that picks no target, 409 while another rollout of the model is live.
- * - `GET /rollouts` (viewer): summaries, newest first. `GET /rollouts/{id}` (viewer): the record.
+ * - `GET /rollouts` (viewer): summaries, newest first. `GET /rollouts/{id}` (viewer): the record
+ *   (spec, state, steps with per-state counts, last gate, events; no per-agent list).
+ * - `GET /rollouts/{id}/agents?cursor=&limit=&step=` (viewer): the target agents in rollout order,
+ *   a page at a time (`nextCursor` until the last page).
  * - `POST /rollouts/{id}/pause|resume|abort|rollback` (operator): steer one; 409 when its state
  *   does not allow it, 404 for an unknown id.
  * @module
@@ -11,6 +14,9 @@
 import { Hono } from 'hono';
 import {
   createRolloutRequestSchema,
+  parseOrThrow,
+  rolloutAgentPageQuerySchema,
+  rolloutAgentPageSchema,
   rolloutIdSchema,
   rolloutListSchema,
   rolloutSchema,
@@ -53,10 +59,19 @@ export const ROLLOUT_ROUTE_DOCS: readonly RouteDoc[] = [
   {
     method: 'get',
     path: '/rollouts/{id}',
-    summary: 'One rollout with its steps, agents, gates and events',
+    summary: 'One rollout with its steps and their counts, gates and events',
     role: 'viewer',
     tag: 'rollouts',
     response: rolloutSchema,
+  },
+  {
+    method: 'get',
+    path: '/rollouts/{id}/agents',
+    summary: "A page of a rollout's target agents, in rollout order",
+    role: 'viewer',
+    tag: 'rollouts',
+    query: rolloutAgentPageQuerySchema,
+    response: rolloutAgentPageSchema,
   },
   ...STEERING.map((action): RouteDoc => ({
     method: 'post',
@@ -80,7 +95,7 @@ export function rolloutRoutes(deps: RolloutRoutesDeps): Hono<AdminEnv> {
     noteAudit(c, {
       action: 'rollout.start',
       target: `${spec.model}@${spec.version}`,
-      details: { rolloutId: rollout.id, targets: rollout.agents.length },
+      details: { rolloutId: rollout.id, targets: rollout.targets },
     });
     return c.json(rollout, 201);
   });
@@ -93,6 +108,12 @@ export function rolloutRoutes(deps: RolloutRoutesDeps): Hono<AdminEnv> {
   app.get('/rollouts/:id', requireRole('viewer'), async (c) => {
     const id = pathParam(c, 'id', rolloutIdSchema);
     return c.json(await rollouts.get(id));
+  });
+
+  app.get('/rollouts/:id/agents', requireRole('viewer'), async (c) => {
+    const id = pathParam(c, 'id', rolloutIdSchema);
+    const query = parseOrThrow(rolloutAgentPageQuerySchema, c.req.query(), 'query');
+    return c.json(await rollouts.agents(id, query));
   });
 
   for (const action of STEERING) {

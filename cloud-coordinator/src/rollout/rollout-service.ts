@@ -1,6 +1,6 @@
 /**
  * The operations the admin API performs on rollouts: start one (check the version, pick and order
- * the targets, plan the steps, store the record), and pause, resume, abort or roll back one. None
+ * the targets, plan the steps, store the record and its agent chunks), page a rollout's agents, and pause, resume, abort or roll back one. None
  * of them touches desired state: they write the rollout record (compare-and-set) and the
  * coordinator holding the rollout's lease acts on it (`rollout-controller.ts`).
  * @module
@@ -13,12 +13,21 @@ import {
   invalidInput,
   isFinalRolloutState,
   isInferMeshError,
+  MAX_LISTED_SKIPPED,
 } from '@infermesh/protocols';
-import type { FleetAgent, ModelManifest, Rollout, RolloutSpec } from '@infermesh/protocols';
+import type {
+  FleetAgent,
+  ModelManifest,
+  Rollout,
+  RolloutAgentPage,
+  RolloutAgentPageQuery,
+  RolloutSpec,
+} from '@infermesh/protocols';
 import { registryUnavailable } from '@infermesh/mesh-client';
 import type { DesiredStateStore } from '@infermesh/mesh-client';
 import { claimActiveRollout, releaseActiveRollout } from './active-rollout.js';
 import type { ClaimedRolloutStatus } from './active-rollout.js';
+import { chunkPlannedSteps, pageRolloutAgents } from './rollout-agents.js';
 import { planSteps, planTargets } from './rollout-planner.js';
 import { withEvent } from './rollout-store.js';
 import type { RolloutStore, StoredRollout } from './rollout-store.js';
@@ -85,10 +94,11 @@ export class RolloutService {
       throw invalidInput(
         `no agent is a target: ${candidates.length} match the selector ${JSON.stringify(spec.selector)}, ` +
           `${plan.skipped.length} of them skipped (offline, never seen, or pinned)`,
-        { skipped: plan.skipped },
+        { skipped: plan.skipped.slice(0, MAX_LISTED_SKIPPED), skippedTotal: plan.skipped.length },
       );
     }
-    const steps = planSteps(plan.targets, spec.canaryPercent, spec.waves);
+    const planned = planSteps(plan.targets, spec.canaryPercent, spec.waves);
+    const { steps, chunks } = chunkPlannedSteps(id, planned);
     const rollout: Rollout = withEvent(
       {
         id,
@@ -97,15 +107,9 @@ export class RolloutService {
         step: 0,
         phase: 'applying',
         steps,
-        agents: steps.flatMap((step, index) =>
-          step.agents.map((agentId) => ({
-            agentId,
-            step: index,
-            state: 'pending' as const,
-            captured: false,
-          })),
-        ),
-        skipped: plan.skipped,
+        targets: plan.targets.length,
+        skipped: plan.skipped.slice(0, MAX_LISTED_SKIPPED),
+        skippedTotal: plan.skipped.length,
         events: [],
         createdBy: actor,
         createdAt: now,
@@ -117,14 +121,14 @@ export class RolloutService {
         actor,
         message:
           `${spec.model}@${spec.version} to ${plan.targets.length} agents in ${steps.length} steps ` +
-          `(${steps.map((s) => s.agents.length).join(', ')})` +
+          `(${steps.map((s) => s.agents).join(', ')})` +
           (plan.skipped.length > 0 ? `; skipped ${plan.skipped.length}` : ''),
       },
     );
     // The claim makes this the model's one live rollout; of concurrent starts exactly one wins.
     await this.#claim(spec.model, id, now);
     try {
-      await this.#o.store.create(rollout);
+      await this.#o.store.create(rollout, chunks);
     } catch (err) {
       await releaseActiveRollout(this.#o.store.kv, spec.model, id).catch(() => undefined);
       throw err;
@@ -139,6 +143,12 @@ export class RolloutService {
   /** One rollout; NOT_FOUND when absent. */
   async get(id: string): Promise<Rollout> {
     return (await this.#o.store.require(id)).rollout;
+  }
+
+  /** A page of a rollout's agents in rollout order; NOT_FOUND when the rollout is absent. */
+  async agents(id: string, query: RolloutAgentPageQuery): Promise<RolloutAgentPage> {
+    const { rollout } = await this.#o.store.require(id);
+    return pageRolloutAgents(this.#o.store, rollout, query);
   }
 
   /** Every rollout, newest first. */
@@ -158,7 +168,8 @@ export class RolloutService {
 
   /**
    * Resumes a paused rollout where it stopped. A step that was baking bakes again from the start
-   * (with new baselines); one waiting for its cohort gets a fresh ready timeout.
+   * (the driver takes new baselines when a bake starts); one waiting for its cohort gets a fresh
+   * ready timeout.
    */
   async resume(id: string, actor: string): Promise<Rollout> {
     return this.#change(id, actor, 'resumed', (r) => {
@@ -175,7 +186,6 @@ export class RolloutService {
         ...rest,
         state: 'running',
         steps,
-        agents: r.phase === 'baking' ? r.agents.map(({ baseline: _b, ...a }) => a) : r.agents,
       };
     });
   }

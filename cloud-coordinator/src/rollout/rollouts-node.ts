@@ -9,6 +9,7 @@ import { DesiredStateStore } from '@infermesh/mesh-client';
 import type { MeshConnection } from '@infermesh/mesh-client';
 import type { ModelManifest } from '@infermesh/protocols';
 import type { AdminRouteModule } from '../admin/coordinator-app.js';
+import { DesiredRemoval } from './desired-removal.js';
 import { RolloutController } from './rollout-controller.js';
 import type { ControllerFleet } from './rollout-controller.js';
 import { ROLLOUT_ROUTE_DOCS, rolloutRoutes } from './rollout-routes.js';
@@ -37,9 +38,10 @@ export interface RolloutsNode {
 
 /** Opens the stores and builds the service, routes and controller (not started). */
 export async function openRollouts(options: RolloutsNodeOptions): Promise<RolloutsNode> {
-  const [store, desired] = await Promise.all([
+  const [store, desired, removal] = await Promise.all([
     RolloutStore.open(options.connection, options.replicas),
     DesiredStateStore.open(options.connection, { create: true, replicas: options.replicas }),
+    DesiredRemoval.open(options.connection, options.replicas),
   ]);
   const service = new RolloutService({
     store,
@@ -51,6 +53,7 @@ export async function openRollouts(options: RolloutsNodeOptions): Promise<Rollou
   const controller = new RolloutController({
     store,
     desired,
+    removal,
     fleet: options.fleet,
     coordinatorId: options.coordinatorId,
     logger: options.logger,

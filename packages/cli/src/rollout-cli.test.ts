@@ -1,8 +1,18 @@
 import { describe, expect, it } from 'vitest';
+import { ErrorCode, InferMeshError } from '@infermesh/protocols';
 import type { Rollout } from '@infermesh/protocols';
-import { rolloutRequestFromFlags } from './commands/rollout.js';
+import { exitCodeOf, rolloutRequestFromFlags } from './commands/rollout.js';
 import { parseDuration } from './rollout-client.js';
-import { RolloutView, rolloutLines } from './rollout-view.js';
+import { RolloutView, followRollout, rolloutLines } from './rollout-view.js';
+
+const counts = (ready: number, pending: number) => ({
+  pending,
+  applied: 0,
+  ready,
+  failed: 0,
+  restored: 0,
+  skipped: 0,
+});
 
 const rollout = (extra: Partial<Rollout> = {}): Rollout => ({
   id: 'ro-abc123',
@@ -22,14 +32,12 @@ const rollout = (extra: Partial<Rollout> = {}): Rollout => ({
   step: 0,
   phase: 'baking',
   steps: [
-    { kind: 'canary', percent: 5, agents: ['a'] },
-    { kind: 'wave', percent: 100, agents: ['b'] },
+    { kind: 'canary', percent: 5, agents: 1, counts: counts(1, 0), firstChunk: 0, chunkCount: 1 },
+    { kind: 'wave', percent: 100, agents: 1, counts: counts(0, 1), firstChunk: 1, chunkCount: 1 },
   ],
-  agents: [
-    { agentId: 'a', step: 0, state: 'ready', captured: true, previous: null },
-    { agentId: 'b', step: 1, state: 'pending', captured: false },
-  ],
+  targets: 2,
   skipped: [{ agentId: 'c', reason: 'pinned to 2' }],
+  skippedTotal: 1,
   events: [{ at: 5, type: 'step.baking', message: 'baking for 1000 ms' }],
   createdBy: 'ops',
   createdAt: 1,
@@ -90,5 +98,98 @@ describe('rollout CLI', () => {
     expect(rolloutLines(rollout()).join('\n')).toMatch(
       /canary 5%: 1\/1 baking[\s\S]*skipped: c \(pinned to 2\)/,
     );
+  });
+
+  it('lists a few skipped agents by name and counts the rest', () => {
+    expect(rolloutLines(rollout({ skippedTotal: 250 })).join('\n')).toMatch(
+      /skipped: c \(pinned to 2\) and 249 more/,
+    );
+  });
+});
+
+/** A fake clock for the follow loop: sleeping moves it on at once. */
+function clock(): { now: () => number; sleep: (ms: number) => Promise<void>; slept: number[] } {
+  let at = 0;
+  const slept: number[] = [];
+  return {
+    now: () => at,
+    sleep: (ms) => {
+      slept.push(ms);
+      at += ms;
+      return Promise.resolve();
+    },
+    slept,
+  };
+}
+
+const unavailable = (): InferMeshError =>
+  new InferMeshError(ErrorCode.UNAVAILABLE, 'the coordinator at http://127.0.0.1:1 is unreachable');
+const quiet = { show: () => undefined };
+
+describe('following a rollout', () => {
+  it('returns when the rollout pauses with untilPaused, and start exits 2 for it', async () => {
+    const answers = [rollout(), rollout({ state: 'paused', reason: 'paused by ops' })];
+    const client = { get: () => Promise.resolve(answers.shift() ?? rollout({ state: 'paused' })) };
+    const fake = clock();
+    const last = await followRollout(client, 'ro-abc123', quiet, { untilPaused: true, ...fake });
+    expect(last.state).toBe('paused');
+    expect(answers).toHaveLength(0);
+    expect(exitCodeOf(last)).toBe(2);
+    expect(exitCodeOf(rollout({ state: 'succeeded' }))).toBe(0);
+    expect(exitCodeOf(rollout({ state: 'rolled_back' }))).toBe(1);
+  });
+
+  it('keeps following a paused rollout without untilPaused (status --watch) until it ends', async () => {
+    const answers = [
+      rollout({ state: 'paused' }),
+      rollout({ state: 'paused' }),
+      rollout({ state: 'aborted' }),
+    ];
+    const client = { get: () => Promise.resolve(answers.shift() as Rollout) };
+    const last = await followRollout(client, 'ro-abc123', quiet, clock());
+    expect(last.state).toBe('aborted');
+  });
+
+  it('rides out UNAVAILABLE answers (a coordinator restarting) with growing pauses', async () => {
+    const answers: (Rollout | Error)[] = [
+      rollout(),
+      unavailable(),
+      unavailable(),
+      unavailable(),
+      rollout({ state: 'succeeded' }),
+    ];
+    const client = {
+      get: () => {
+        const next = answers.shift() as Rollout | Error;
+        return next instanceof Error ? Promise.reject(next) : Promise.resolve(next);
+      },
+    };
+    const retries: number[] = [];
+    const fake = clock();
+    const last = await followRollout(client, 'ro-abc123', quiet, {
+      ...fake,
+      intervalMs: 1_000,
+      onRetry: (_err, delay) => retries.push(delay),
+    });
+    expect(last.state).toBe('succeeded');
+    expect(retries).toEqual([250, 500, 1_000]);
+  });
+
+  it('gives up after retryForMs of UNAVAILABLE, and at once on any other error', async () => {
+    const fake = clock();
+    const down = { get: () => Promise.reject(unavailable()) };
+    await expect(
+      followRollout(down, 'ro-abc123', quiet, { ...fake, retryForMs: 10_000 }),
+    ).rejects.toMatchObject({
+      code: 'UNAVAILABLE',
+    });
+    expect(fake.now()).toBe(10_000);
+    const gone = {
+      get: () =>
+        Promise.reject(new InferMeshError(ErrorCode.NOT_FOUND, "rollout 'ro-abc123' does not exist")),
+    };
+    const other = clock();
+    await expect(followRollout(gone, 'ro-abc123', quiet, other)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(other.slept).toEqual([]);
   });
 });

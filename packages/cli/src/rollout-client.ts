@@ -4,8 +4,8 @@
  * durations operators type (`10m`, `30s`, `1h`, `1500ms`).
  * @module
  */
-import { invalidInput, rolloutListSchema, rolloutSchema } from '@infermesh/protocols';
-import type { CreateRolloutRequest, Rollout, RolloutSummary } from '@infermesh/protocols';
+import { invalidInput, rolloutAgentPageSchema, rolloutListSchema, rolloutSchema } from '@infermesh/protocols';
+import type { CreateRolloutRequest, Rollout, RolloutAgentPage, RolloutSummary } from '@infermesh/protocols';
 import type { AdminClient } from './admin-client.js';
 
 const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -40,6 +40,23 @@ export class RolloutClient {
 
   get(id: string): Promise<Rollout> {
     return this.#admin.request('GET', `/rollouts/${encodeURIComponent(id)}`, rolloutSchema);
+  }
+
+  /** A page of a rollout's agents (`cursor` from the previous page's `nextCursor`). */
+  agents(
+    id: string,
+    page: { cursor?: string; limit?: number; step?: number } = {},
+  ): Promise<RolloutAgentPage> {
+    const query = new URLSearchParams();
+    if (page.cursor !== undefined) query.set('cursor', page.cursor);
+    if (page.limit !== undefined) query.set('limit', String(page.limit));
+    if (page.step !== undefined) query.set('step', String(page.step));
+    const suffix = query.size > 0 ? `?${query.toString()}` : '';
+    return this.#admin.request(
+      'GET',
+      `/rollouts/${encodeURIComponent(id)}/agents${suffix}`,
+      rolloutAgentPageSchema,
+    );
   }
 
   async list(): Promise<RolloutSummary[]> {

@@ -6,7 +6,14 @@
  * Storage layout, for everyone who reads it directly:
  * - `rolloutsBucket()` (KV): key `rolloutKey(id)` = `rollout.<id>`, value a {@link Rollout} (JSON),
  *   written only with compare-and-set on the revision (the API and the driving coordinator both
- *   write it); key `rolloutLeaseKey(id)` = `lease.<id>`, value a `Lease` (JSON, `lease.ts`): the
+ *   write it). It holds the spec, state, steps with per-state counts, and bounded lists only (events,
+ *   skipped agents, gate reasons), so its size does not grow with the fleet. The target agents live
+ *   in chunks of at most {@link ROLLOUT_AGENT_CHUNK_SIZE}: key `rolloutAgentChunkKey(id, n)` =
+ *   `rollout.<id>.agents.<n>`, value a {@link RolloutAgentChunk} (JSON), written only by the driver
+ *   with compare-and-set on the chunk's revision, after checking the record is still at the revision
+ *   it drives from (a takeover or an operator's change stops an old driver at the next chunk). Each
+ *   chunk holds agents of one step; step `i` owns chunks `firstChunk .. firstChunk + chunkCount - 1`.
+ *   Key `rolloutLeaseKey(id)` = `lease.<id>`, value a `Lease` (JSON, `lease.ts`): the
  *   coordinator instance that drives the rollout, until `expiresAt` unless it renews; key
  *   `rolloutActiveKey(model)` = `active.<model>`, value an {@link ActiveRolloutClaim} (JSON): the one
  *   live rollout of the model, created with compare-and-set when it starts (or a rollback of a
@@ -14,7 +21,8 @@
  *   final, or that was never stored within {@link ACTIVE_CLAIM_STALE_MS}, is free to replace.
  * - Desired state: the rollout writes `desiredModelKey(agent, model)` with `source: 'rollout'` and
  *   `setBy: rolloutSetBy(id)`, only where the key is absent or holds another `rollout` value, and
- *   keeps each touched agent's previous value in its {@link RolloutAgent} entry to restore it.
+ *   keeps each touched agent's previous value in its {@link RolloutAgent} entry (in its chunk) to
+ *   restore it; a rollback restores or removes only with compare-and-set on the revision it read.
  *
  * Rules the controller follows (see `cloud-coordinator/src/rollout/`):
  * - Targets are the agents matching the selector at start that are online or stale (not offline,
@@ -25,7 +33,9 @@
  *   version (`readyTimeoutMs`: then it pauses), bakes for `bakeMs`, then evaluates the gates.
  * - Gates: any failed load in the cohort (a refusal, a failed self-test) fails at once; the
  *   cohort's error rate over the bake (errors / (requests + errors), from heartbeat counter deltas)
- *   fails when above `maxErrorRate` and above the rest's rate; its p95 latency fails when above
+ *   fails when above `maxErrorRate`, unless the rest saw enough traffic (100 requests, or
+ *   `minRequests` when higher) at a rate within `maxErrorRate` of the cohort's (a fleet-wide rise
+ *   excuses the cohort, a quiet rest does not); its p95 latency fails when above
  *   `maxP95Ms`. Fewer than `minRequests` in the cohort: the bake goes on up to `maxBakeMs`, then the
  *   rollout pauses. A failed gate rolls back (or pauses, with `onGateFailure: 'pause'`).
  * - The p95 gate's samples (request-weighted heartbeat p95s) are folded into the step's
@@ -38,7 +48,15 @@ import { modelNameSchema, modelVersionSchema } from './model-ref.js';
 import { epochMsSchema, labelsSchema } from './primitives.js';
 
 /** Longest history of events kept in a rollout record (the oldest are dropped). */
-export const MAX_ROLLOUT_EVENTS = 200;
+export const MAX_ROLLOUT_EVENTS = 100;
+/** Longest event message kept in a rollout record (longer ones are cut). */
+export const MAX_ROLLOUT_EVENT_MESSAGE = 512;
+/** Agents per chunk of a rollout's agent entries (each chunk stays far below NATS' 1 MB payload). */
+export const ROLLOUT_AGENT_CHUNK_SIZE = 100;
+/** Skipped agents listed by name in a rollout record (`skippedTotal` counts them all). */
+export const MAX_LISTED_SKIPPED = 100;
+/** Failed loads and reasons a gate evaluation lists by name (the counts are whole). */
+export const MAX_GATE_LISTED = 20;
 
 /** A rollout id: `ro-` and lowercase letters and digits; usable as a KV key token. */
 export const rolloutIdSchema = z
@@ -164,14 +182,46 @@ export const bakeLatencySchema = z.object({
 });
 export type BakeLatency = z.infer<typeof bakeLatencySchema>;
 
+/**
+ * One target agent's state: `pending` (not written yet), `applied` (desired state names the version),
+ * `ready` (serves it), `failed` (refused it or failed its self-test), `restored` (rolled back),
+ * `skipped` (pinned meanwhile, left alone).
+ */
+export const ROLLOUT_AGENT_STATES = ['pending', 'applied', 'ready', 'failed', 'restored', 'skipped'] as const;
+export const rolloutAgentStateSchema = z.enum(ROLLOUT_AGENT_STATES);
+export type RolloutAgentState = z.infer<typeof rolloutAgentStateSchema>;
+
+/** How many agents of a step (or a rollout) are in each state. */
+export const rolloutAgentCountsSchema = z.object({
+  pending: z.number().int().nonnegative(),
+  applied: z.number().int().nonnegative(),
+  ready: z.number().int().nonnegative(),
+  failed: z.number().int().nonnegative(),
+  restored: z.number().int().nonnegative(),
+  skipped: z.number().int().nonnegative(),
+});
+export type RolloutAgentCounts = z.infer<typeof rolloutAgentCountsSchema>;
+
+/** Counts of `agents` by state. */
+export function countRolloutAgents(agents: readonly { state: RolloutAgentState }[]): RolloutAgentCounts {
+  const counts: RolloutAgentCounts = { pending: 0, applied: 0, ready: 0, failed: 0, restored: 0, skipped: 0 };
+  for (const agent of agents) counts[agent.state] += 1;
+  return counts;
+}
+
 /** One step: the canary (index 0) or a wave. */
 export const rolloutStepSchema = z.object({
   /** `canary` or `wave`. */
   kind: z.enum(['canary', 'wave']),
   /** Cumulative percent of the targets once this step is done. */
   percent: z.number(),
-  /** The agents this step adds, in order. */
-  agents: z.array(z.string()),
+  /** How many agents this step adds. */
+  agents: z.number().int().nonnegative(),
+  /** Its agents' states, as the driver last counted them. */
+  counts: rolloutAgentCountsSchema,
+  /** The first of its agent chunks (`rolloutAgentChunkKey(id, n)`). */
+  firstChunk: z.number().int().nonnegative(),
+  chunkCount: z.number().int().nonnegative(),
   startedAt: epochMsSchema.optional(),
   readyAt: epochMsSchema.optional(),
   bakeStartedAt: epochMsSchema.optional(),
@@ -180,15 +230,6 @@ export const rolloutStepSchema = z.object({
   bakeLatency: bakeLatencySchema.optional(),
 });
 export type RolloutStep = z.infer<typeof rolloutStepSchema>;
-
-/**
- * One target agent: `pending` (not written yet), `applied` (desired state names the version),
- * `ready` (serves it), `failed` (refused it or failed its self-test), `restored` (rolled back),
- * `skipped` (pinned meanwhile, left alone).
- */
-export const ROLLOUT_AGENT_STATES = ['pending', 'applied', 'ready', 'failed', 'restored', 'skipped'] as const;
-export const rolloutAgentStateSchema = z.enum(ROLLOUT_AGENT_STATES);
-export type RolloutAgentState = z.infer<typeof rolloutAgentStateSchema>;
 
 /** Counters of the rolled-out version on one agent when its bake began. */
 export const counterSnapshotSchema = z.object({
@@ -216,6 +257,41 @@ export const rolloutAgentSchema = z.object({
 });
 export type RolloutAgent = z.infer<typeof rolloutAgentSchema>;
 
+/** A chunk of a rollout's target agents, stored under `rolloutAgentChunkKey(rolloutId, chunk)`. */
+export const rolloutAgentChunkSchema = z.object({
+  rolloutId: rolloutIdSchema,
+  chunk: z.number().int().nonnegative(),
+  /** The step all its agents belong to. */
+  step: z.number().int().nonnegative(),
+  agents: z.array(rolloutAgentSchema).max(ROLLOUT_AGENT_CHUNK_SIZE),
+});
+export type RolloutAgentChunk = z.infer<typeof rolloutAgentChunkSchema>;
+
+/** Largest page of `GET /api/v1/rollouts/{id}/agents`. */
+export const MAX_ROLLOUT_AGENT_PAGE = 1_000;
+
+/** Query of `GET /api/v1/rollouts/{id}/agents`: `cursor` from the previous page, `limit`, `step`. */
+export const rolloutAgentPageQuerySchema = z
+  .object({
+    /** Opaque: the previous page's `nextCursor` (absent: from the first agent). */
+    cursor: z
+      .string()
+      .regex(/^\d{1,9}:\d{1,4}$/, "must be a cursor from a previous page's nextCursor")
+      .optional(),
+    limit: z.coerce.number().int().min(1).max(MAX_ROLLOUT_AGENT_PAGE).default(100),
+    /** Only the agents of this step. */
+    step: z.coerce.number().int().nonnegative().optional(),
+  })
+  .strict();
+export type RolloutAgentPageQuery = z.output<typeof rolloutAgentPageQuerySchema>;
+
+/** `GET /api/v1/rollouts/{id}/agents`: agents in rollout order; `nextCursor` absent on the last page. */
+export const rolloutAgentPageSchema = z.object({
+  agents: z.array(rolloutAgentSchema),
+  nextCursor: z.string().optional(),
+});
+export type RolloutAgentPage = z.infer<typeof rolloutAgentPageSchema>;
+
 /** Health of one group of agents over a bake. */
 export const cohortHealthSchema = z.object({
   agents: z.number().int().nonnegative(),
@@ -225,8 +301,10 @@ export const cohortHealthSchema = z.object({
   errorRate: z.number().optional(),
   /** Request-weighted mean of the heartbeats' p95 over the bake, ms. */
   p95Ms: z.number().optional(),
-  /** Agents whose load failed. */
+  /** Agents whose load failed (the first {@link MAX_GATE_LISTED} in a stored evaluation). */
   failedLoads: z.array(z.string()),
+  /** How many agents' load failed, when more than are listed. */
+  failedLoadCount: z.number().int().nonnegative().optional(),
 });
 export type CohortHealth = z.infer<typeof cohortHealthSchema>;
 
@@ -270,9 +348,14 @@ export const rolloutSchema = z.object({
   step: z.number().int().nonnegative(),
   phase: rolloutPhaseSchema,
   steps: z.array(rolloutStepSchema),
-  agents: z.array(rolloutAgentSchema),
-  /** Agents matching the selector that were left out, with why (`pinned to 2`, `offline`). */
+  /** Target agents (all steps); each one's entry is in the agent chunks. */
+  targets: z.number().int().nonnegative(),
+  /**
+   * Agents matching the selector that were left out, with why (`pinned to 2`, `offline`): the
+   * first {@link MAX_LISTED_SKIPPED}; `skippedTotal` counts them all.
+   */
   skipped: z.array(z.object({ agentId: z.string(), reason: z.string().max(256) })),
+  skippedTotal: z.number().int().nonnegative(),
   lastGate: gateEvaluationSchema.optional(),
   events: z.array(rolloutEventSchema),
   /** The coordinator instance driving it now (set by whoever holds the lease). */
@@ -317,6 +400,15 @@ export type RolloutSummary = z.infer<typeof rolloutSummarySchema>;
 export const rolloutListSchema = z.object({ rollouts: z.array(rolloutSummarySchema) });
 export type RolloutList = z.infer<typeof rolloutListSchema>;
 
+/** Counts of every step summed: where the rollout's agents stand. */
+export function rolloutCounts(rollout: Pick<Rollout, 'steps'>): RolloutAgentCounts {
+  const total: RolloutAgentCounts = { pending: 0, applied: 0, ready: 0, failed: 0, restored: 0, skipped: 0 };
+  for (const step of rollout.steps) {
+    for (const state of ROLLOUT_AGENT_STATES) total[state] += step.counts[state];
+  }
+  return total;
+}
+
 /** The summary row of a rollout. */
 export function summarizeRollout(rollout: Rollout): RolloutSummary {
   return {
@@ -327,8 +419,8 @@ export function summarizeRollout(rollout: Rollout): RolloutSummary {
     phase: rollout.phase,
     step: rollout.step,
     steps: rollout.steps.length,
-    ready: rollout.agents.filter((a) => a.state === 'ready').length,
-    targets: rollout.agents.length,
+    ready: rolloutCounts(rollout).ready,
+    targets: rollout.targets,
     ...(rollout.reason !== undefined ? { reason: rollout.reason } : {}),
     createdBy: rollout.createdBy,
     createdAt: rollout.createdAt,

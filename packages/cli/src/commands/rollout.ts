@@ -1,8 +1,10 @@
 /**
  * `infermesh rollout start|status|list|pause|resume|abort|rollback`: staged rollouts of a model
  * version through the coordinator's admin API. `start` prints the rollout's id and, unless
- * `--detach`, follows it with a live progress view until it ends; it exits non-zero when the
- * rollout was rolled back, failed or aborted.
+ * `--detach`, follows it with a live progress view until it ends or pauses; it exits 0 when the
+ * rollout succeeded, 2 when it paused (it waits for an operator: resume, abort or rollback), 1 when
+ * it was rolled back, failed or aborted. Both `start` and `status --watch` ride out a coordinator
+ * restart (UNAVAILABLE answers are retried for up to a minute).
  * @module
  */
 import type { Command } from 'commander';
@@ -73,8 +75,14 @@ export function rolloutRequestFromFlags(ref: string, flags: StartFlags): CreateR
   return request;
 }
 
-/** Exit code of a rollout that ended: 0 succeeded, 1 otherwise. */
-const exitCodeOf = (r: Rollout): number => (r.state === 'succeeded' ? 0 : 1);
+/** Exit code of `rollout start` once it stops following: 0 succeeded, 2 paused, 1 otherwise. */
+export const exitCodeOf = (r: Rollout): number =>
+  r.state === 'succeeded' ? 0 : r.state === 'paused' ? 2 : 1;
+
+/** Says on stderr that the admin API is being retried (a coordinator restarting). */
+const noteRetry = (error: Error, delayMs: number): void => {
+  console.error(`infermesh: ${error.message}; retrying in ${delayMs} ms`);
+};
 
 /** Registers `infermesh rollout`. */
 export function registerRollout(program: Command): void {
@@ -113,26 +121,63 @@ export function registerRollout(program: Command): void {
     }
     console.log(started.id);
     if (flags.detach) return;
-    const last = await followRollout(client, started.id, new RolloutView());
+    const last = await followRollout(client, started.id, new RolloutView(), {
+      untilPaused: true,
+      onRetry: noteRetry,
+    });
     if (flags.json) console.log(JSON.stringify(last, null, 2));
     const code = exitCodeOf(last);
     if (code !== 0) {
-      console.error(`infermesh: rollout ${last.id} ${last.state}${last.reason ? `: ${last.reason}` : ''}`);
+      const hint =
+        last.state === 'paused' ? `; resume, abort or rollback it (infermesh rollout resume ${last.id})` : '';
+      console.error(
+        `infermesh: rollout ${last.id} ${last.state}${last.reason ? `: ${last.reason}` : ''}${hint}`,
+      );
       command.error('', { exitCode: code, code: 'infermesh.rollout' });
     }
   });
   withAdminFlags(
     rollout
       .command('status')
-      .description("a rollout's progress, gates and agents")
+      .description("a rollout's progress: steps with their counts, the last gate, the newest event")
       .argument('<id>', 'rollout id')
       .option('--watch', 'follow it until it ends')
       .option('--json', 'print JSON'),
   ).action(async (id: string, flags: AdminConnectionFlags & { watch?: boolean; json?: boolean }) => {
     const client = new RolloutClient(AdminClient.fromFlags(flags));
-    const current = flags.watch ? await followRollout(client, id, new RolloutView()) : await client.get(id);
+    const current = flags.watch
+      ? await followRollout(client, id, new RolloutView(), { onRetry: noteRetry })
+      : await client.get(id);
     if (flags.json) console.log(JSON.stringify(current, null, 2));
     else if (!flags.watch) console.log(rolloutLines(current).join('\n'));
+  });
+  withAdminFlags(
+    rollout
+      .command('agents')
+      .description("a rollout's target agents in rollout order: step, state, previous version, why")
+      .argument('<id>', 'rollout id')
+      .option('--step <n>', 'only the agents of this step (0: the canary)')
+      .option('--json', 'print JSON'),
+  ).action(async (id: string, flags: AdminConnectionFlags & { step?: string; json?: boolean }) => {
+    const client = new RolloutClient(AdminClient.fromFlags(flags));
+    const step = flags.step === undefined ? undefined : parseNumber(flags.step, '--step');
+    let cursor: string | undefined;
+    do {
+      const page = await client.agents(id, {
+        limit: 1_000,
+        ...(cursor !== undefined ? { cursor } : {}),
+        ...(step !== undefined ? { step } : {}),
+      });
+      for (const a of page.agents) {
+        if (flags.json) console.log(JSON.stringify(a));
+        else
+          console.log(
+            `${a.agentId}  step ${a.step}  ${a.state.padEnd(8)} previous ${a.previous?.version ?? '-'}` +
+              `${a.reason ? `  ${a.reason}` : ''}`,
+          );
+      }
+      cursor = page.nextCursor;
+    } while (cursor !== undefined);
   });
   withAdminFlags(
     rollout.command('list').description('rollouts, newest first').option('--json', 'print JSON'),
