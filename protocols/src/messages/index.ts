@@ -17,4 +17,5 @@ export * from './federated.js';
 export * from './feedback.js';
 export * from './federated-run.js';
 export * from './rollout.js';
+export * from './rollout-agents.js';
 export * from './lease.js';

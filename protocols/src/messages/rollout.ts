@@ -8,7 +8,7 @@
  *   written only with compare-and-set on the revision (the API and the driving coordinator both
  *   write it). It holds the spec, state, steps with per-state counts, and bounded lists only (events,
  *   skipped agents, gate reasons), so its size does not grow with the fleet. The target agents live
- *   in chunks of at most {@link ROLLOUT_AGENT_CHUNK_SIZE}: key `rolloutAgentChunkKey(id, n)` =
+ *   in chunks of at most `ROLLOUT_AGENT_CHUNK_SIZE` (`rollout-agents.ts`): key `rolloutAgentChunkKey(id, n)` =
  *   `rollout.<id>.agents.<n>`, value a {@link RolloutAgentChunk} (JSON), written only by the driver
  *   with compare-and-set on the chunk's revision, after checking the record is still at the revision
  *   it drives from (a takeover or an operator's change stops an old driver at the next chunk). Each
@@ -43,7 +43,6 @@
  * @module
  */
 import { z } from 'zod';
-import { desiredModelSchema } from './registry.js';
 import { modelNameSchema, modelVersionSchema } from './model-ref.js';
 import { epochMsSchema, labelsSchema } from './primitives.js';
 
@@ -51,8 +50,6 @@ import { epochMsSchema, labelsSchema } from './primitives.js';
 export const MAX_ROLLOUT_EVENTS = 100;
 /** Longest event message kept in a rollout record (longer ones are cut). */
 export const MAX_ROLLOUT_EVENT_MESSAGE = 512;
-/** Agents per chunk of a rollout's agent entries (each chunk stays far below NATS' 1 MB payload). */
-export const ROLLOUT_AGENT_CHUNK_SIZE = 100;
 /** Skipped agents listed by name in a rollout record (`skippedTotal` counts them all). */
 export const MAX_LISTED_SKIPPED = 100;
 /** Failed loads and reasons a gate evaluation lists by name (the counts are whole). */
@@ -230,67 +227,6 @@ export const rolloutStepSchema = z.object({
   bakeLatency: bakeLatencySchema.optional(),
 });
 export type RolloutStep = z.infer<typeof rolloutStepSchema>;
-
-/** Counters of the rolled-out version on one agent when its bake began. */
-export const counterSnapshotSchema = z.object({
-  version: modelVersionSchema,
-  requests: z.number().int().nonnegative(),
-  errors: z.number().int().nonnegative(),
-});
-export type CounterSnapshot = z.infer<typeof counterSnapshotSchema>;
-
-/** One target agent of a rollout. */
-export const rolloutAgentSchema = z.object({
-  agentId: z.string(),
-  /** Index of the step that covers it. */
-  step: z.number().int().nonnegative(),
-  state: rolloutAgentStateSchema,
-  /** Its desired value before the rollout wrote it (null: none), once captured. */
-  previous: desiredModelSchema.nullable().optional(),
-  /** True once `previous` is captured (null is a captured "none"). */
-  captured: z.boolean().default(false),
-  appliedAt: epochMsSchema.optional(),
-  /** Why it failed or was skipped. */
-  reason: z.string().max(1024).optional(),
-  /** Counters at the start of the current bake (also kept for the rest). */
-  baseline: counterSnapshotSchema.optional(),
-});
-export type RolloutAgent = z.infer<typeof rolloutAgentSchema>;
-
-/** A chunk of a rollout's target agents, stored under `rolloutAgentChunkKey(rolloutId, chunk)`. */
-export const rolloutAgentChunkSchema = z.object({
-  rolloutId: rolloutIdSchema,
-  chunk: z.number().int().nonnegative(),
-  /** The step all its agents belong to. */
-  step: z.number().int().nonnegative(),
-  agents: z.array(rolloutAgentSchema).max(ROLLOUT_AGENT_CHUNK_SIZE),
-});
-export type RolloutAgentChunk = z.infer<typeof rolloutAgentChunkSchema>;
-
-/** Largest page of `GET /api/v1/rollouts/{id}/agents`. */
-export const MAX_ROLLOUT_AGENT_PAGE = 1_000;
-
-/** Query of `GET /api/v1/rollouts/{id}/agents`: `cursor` from the previous page, `limit`, `step`. */
-export const rolloutAgentPageQuerySchema = z
-  .object({
-    /** Opaque: the previous page's `nextCursor` (absent: from the first agent). */
-    cursor: z
-      .string()
-      .regex(/^\d{1,9}:\d{1,4}$/, "must be a cursor from a previous page's nextCursor")
-      .optional(),
-    limit: z.coerce.number().int().min(1).max(MAX_ROLLOUT_AGENT_PAGE).default(100),
-    /** Only the agents of this step. */
-    step: z.coerce.number().int().nonnegative().optional(),
-  })
-  .strict();
-export type RolloutAgentPageQuery = z.output<typeof rolloutAgentPageQuerySchema>;
-
-/** `GET /api/v1/rollouts/{id}/agents`: agents in rollout order; `nextCursor` absent on the last page. */
-export const rolloutAgentPageSchema = z.object({
-  agents: z.array(rolloutAgentSchema),
-  nextCursor: z.string().optional(),
-});
-export type RolloutAgentPage = z.infer<typeof rolloutAgentPageSchema>;
 
 /** Health of one group of agents over a bake. */
 export const cohortHealthSchema = z.object({
