@@ -8,7 +8,7 @@
  * coordinator SIGKILLed mid-run hands over server-side DP with its adaptive clip norm intact.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FlRoundTask, FlRunRecord } from '@infermesh/protocols';
+import type { FlRoundTask, FlRunDetail } from '@infermesh/protocols';
 import type { FlData, FlMesh } from './federated-support.js';
 import {
   FL_MODEL,
@@ -57,7 +57,7 @@ afterAll(async () => {
 });
 
 /** Starts a 3-round FedAvg run over every client. */
-async function startRun(seed: number): Promise<FlRunRecord> {
+async function startRun(seed: number): Promise<FlRunDetail> {
   return (await mesh.admin.call('POST', '/fl/runs', {
     model: FL_MODEL,
     rounds: 3,
@@ -67,11 +67,11 @@ async function startRun(seed: number): Promise<FlRunRecord> {
     hyperparameters: { localEpochs: 1, batchSize: 32, learningRate: 0.003 },
     evaluationExamples: asLabelled(data.heldout),
     seed,
-  })) as FlRunRecord;
+  })) as FlRunDetail;
 }
 
 /** Waits for round 2 of the run to collect updates; returns its progress. */
-async function round2Collecting(runId: string): Promise<NonNullable<FlRunRecord['current']>> {
+async function round2Collecting(runId: string): Promise<NonNullable<FlRunDetail['current']>> {
   const run = await waitForRun(
     () => mesh.admin,
     runId,
@@ -165,7 +165,7 @@ describe('federated run across a nats-server restart', () => {
       privacy: { mode: 'server', clipNorm: 0.5, noiseMultiplier: 0.1, targetQuantile: 0.5 },
       evaluationExamples: asLabelled(data.heldout),
       seed: 13,
-    })) as FlRunRecord;
+    })) as FlRunDetail;
     const progress = await round2Collecting(started.id);
     await mesh.coordinator.process.kill();
     release();

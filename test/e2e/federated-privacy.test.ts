@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstream } from '@nats-io/jetstream';
 import type { JsMsg } from '@nats-io/jetstream';
 import { decode, flUpdateSchema, flUpdateSubject, updatesStream } from '@infermesh/protocols';
-import type { FlRunRecord, FlUpdate } from '@infermesh/protocols';
+import type { FlRunDetail, FlUpdate } from '@infermesh/protocols';
 import { startFlAgents } from './federated-agents.js';
 import type { FlAgents } from './federated-agents.js';
 import type { FlData, FlMesh } from './federated-support.js';
@@ -97,7 +97,7 @@ describe('client-side differential privacy with agent processes', () => {
       privacy: { mode: 'client', clipNorm: CLIP_NORM, noiseMultiplier: NOISE_MULTIPLIER },
       evaluationExamples: asLabelled(data.heldout),
       seed: 5,
-    })) as FlRunRecord;
+    })) as FlRunDetail;
     const run = await waitForRun(
       () => mesh.admin,
       started.id,

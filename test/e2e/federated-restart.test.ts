@@ -4,7 +4,7 @@
  * round's updates from the durable stream and finishes the run — no accepted update is lost.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FlRunRecord } from '@infermesh/protocols';
+import type { FlRunDetail } from '@infermesh/protocols';
 import type { FlData, FlMesh } from './federated-support.js';
 import {
   FL_MODEL,
@@ -55,7 +55,7 @@ describe('federated run across a coordinator crash', () => {
       hyperparameters: { localEpochs: 1, batchSize: 32, learningRate: 0.003 },
       evaluationExamples: asLabelled(data.heldout),
       seed: 3,
-    })) as FlRunRecord;
+    })) as FlRunDetail;
     const collecting = await waitForRun(
       () => mesh.admin,
       started.id,

@@ -9,8 +9,8 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { flRunRecordSchema } from '@infermesh/protocols';
-import type { FlRunRecord } from '@infermesh/protocols';
+import { flRunDetailSchema } from '@infermesh/protocols';
+import type { FlRunDetail } from '@infermesh/protocols';
 import { evaluateSpamModel } from '@infermesh/demo-models';
 import { E2E_ADMIN_TOKEN, startCli } from '../harness/index.js';
 import { sha256Hex } from '../harness/registry.js';
@@ -61,7 +61,7 @@ async function runTraining(
   strategyOptions: Record<string, number>,
   resultVersion: string,
   rounds: number,
-): Promise<FlRunRecord> {
+): Promise<FlRunDetail> {
   const started = (await mesh.admin.call('POST', '/fl/runs', {
     model: FL_MODEL,
     baseVersion: FL_BASE_VERSION,
@@ -76,7 +76,7 @@ async function runTraining(
     evaluationExamples: asLabelled(data.heldout),
     resultVersion,
     seed: 7,
-  })) as FlRunRecord;
+  })) as FlRunDetail;
   return waitForRun(
     () => mesh.admin,
     started.id,
@@ -145,7 +145,7 @@ describe('federated rounds with agent processes', () => {
 
     const status = await runCli(['fl', 'status', runId!, '--json', ...adminFlags()]);
     expect(status.code, status.stderr).toBe(0);
-    const run = flRunRecordSchema.parse(JSON.parse(status.stdout));
+    const run = flRunDetailSchema.parse(JSON.parse(status.stdout));
     expect(run.state, run.error).toBe('succeeded');
     expect(run.history).toHaveLength(10);
     for (const round of run.history) expect(round.received).toEqual([...fleet.ids].sort());

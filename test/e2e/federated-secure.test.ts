@@ -10,7 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decode, flSecureToAggregatorSubject, flSecureUpMessageSchema } from '@infermesh/protocols';
-import type { FlRunRecord } from '@infermesh/protocols';
+import type { FlRunDetail } from '@infermesh/protocols';
 import { readFloatInitializers } from '@infermesh/onnx-tools';
 import { E2E_ADMIN_TOKEN } from '../harness/index.js';
 import { waitUntil } from '../harness/registry.js';
@@ -43,7 +43,7 @@ async function runOneRound(options: {
   resultVersion: string;
   minClients: number;
   roundTimeoutMs: number;
-}): Promise<FlRunRecord> {
+}): Promise<FlRunDetail> {
   const started = (await mesh.admin.call('POST', '/fl/runs', {
     model: FL_MODEL,
     baseVersion: FL_BASE_VERSION,
@@ -57,7 +57,7 @@ async function runOneRound(options: {
     resultVersion: options.resultVersion,
     secure: options.secure,
     seed: options.seed,
-  })) as FlRunRecord;
+  })) as FlRunDetail;
   return waitForRun(
     () => mesh.admin,
     started.id,
@@ -172,7 +172,7 @@ describe('secure aggregation in federated runs', () => {
       },
     });
     await mesh.connection.nc.flush();
-    let secure: FlRunRecord;
+    let secure: FlRunDetail;
     try {
       secure = await runOneRound({
         secure: true,
@@ -232,7 +232,7 @@ describe('secure aggregation in federated runs', () => {
         resultVersion: 'secure-c',
         secure: true,
         seed: 17,
-      })) as FlRunRecord;
+      })) as FlRunDetail;
       runId = started.id;
       await waitUntil(() => killed !== undefined, roundTimeoutMs, 'the first shares of the round', 20);
       await killed;

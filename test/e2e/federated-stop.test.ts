@@ -5,7 +5,7 @@
  * round as the run's result version. Stopping a run that has ended is a CONFLICT.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FlRunRecord, ModelManifest } from '@infermesh/protocols';
+import type { FlRunDetail, ModelManifest } from '@infermesh/protocols';
 import { E2E_ADMIN_TOKEN } from '../harness/index.js';
 import type { FlData, FlMesh } from './federated-support.js';
 import {
@@ -51,7 +51,7 @@ afterAll(async () => {
 const adminFlags = (): string[] => ['--url', mesh.admin.url, '--token', E2E_ADMIN_TOKEN];
 
 /** Starts a 4-round run and waits until round 1 closed and round 2 collects. */
-async function runInRound2(seed: number): Promise<FlRunRecord> {
+async function runInRound2(seed: number): Promise<FlRunDetail> {
   const started = (await mesh.admin.call('POST', '/fl/runs', {
     model: FL_MODEL,
     rounds: 4,
@@ -61,7 +61,7 @@ async function runInRound2(seed: number): Promise<FlRunRecord> {
     hyperparameters: { localEpochs: 1, batchSize: 32, learningRate: 0.003 },
     evaluationExamples: asLabelled(data.heldout),
     seed,
-  })) as FlRunRecord;
+  })) as FlRunDetail;
   return waitForRun(
     () => mesh.admin,
     started.id,
@@ -103,6 +103,9 @@ describe('infermesh fl stop', () => {
     const status = await runCli(['fl', 'status', running.id, '--json', ...adminFlags()]);
     expect(status.code, status.stderr).toBe(0);
     expect(JSON.parse(status.stdout)).toMatchObject({ state: 'stopped', history: [{ round: 1 }] });
+    // Each closed round is also served on its own; an unclosed one is NOT_FOUND.
+    expect(await mesh.admin.call('GET', `/fl/runs/${running.id}/rounds/1`)).toEqual(run.history[0]);
+    await expect(mesh.admin.call('GET', `/fl/runs/${running.id}/rounds/2`)).rejects.toThrow(/404/);
 
     // An ended run cannot be stopped again.
     const again = await runCli(['fl', 'stop', running.id, ...adminFlags()]);

@@ -27,7 +27,7 @@ import {
 } from '@infermesh/protocols';
 import type {
   FlRoundTask,
-  FlRunRecord,
+  FlRunDetail,
   FlTensor,
   LabelledExample,
   ModelManifest,
@@ -58,6 +58,8 @@ const SPILL_EVERY = 5;
 const TRAINABLE = ['dense1.weight', 'dense1.bias', 'dense2.weight', 'dense2.bias'];
 /** Adam step of a poisoning client, whatever the task says (a task's rate suits the agents' SGD). */
 const POISON_LEARNING_RATE = 0.003;
+/** Examples a poisoning client claims (and announces in its task reply) to outweigh the others. */
+const POISON_CLAIMED_EXAMPLES = 100_000;
 
 /** The data every test of a file shares (built once: the weak model trains in a few seconds). */
 export interface FlData {
@@ -145,14 +147,14 @@ export async function startFlMesh(baseBytes: Uint8Array): Promise<FlMesh> {
 export async function waitForRun(
   admin: () => AdminApi,
   runId: string,
-  done: (run: FlRunRecord) => boolean,
+  done: (run: FlRunDetail) => boolean,
   timeoutMs: number,
-): Promise<FlRunRecord> {
+): Promise<FlRunDetail> {
   const until = Date.now() + timeoutMs;
   for (;;) {
-    let run: FlRunRecord | undefined;
+    let run: FlRunDetail | undefined;
     try {
-      run = (await admin().call('GET', `/fl/runs/${runId}`)) as FlRunRecord;
+      run = (await admin().call('GET', `/fl/runs/${runId}`)) as FlRunDetail;
     } catch {
       // coordinator restarting
     }
@@ -225,7 +227,9 @@ export class ProtocolClient {
     this.#subscription = nc.subscribe(flRoundTaskSubject(options.agentId), {
       callback: (_err, msg) => {
         const task = decode(flRoundTaskSchema, msg.data);
-        msg.respond(encode(flTaskReplySchema, { accepted: true, examples: options.examples.length }));
+        // A poisoning client announces the count it will claim (an update claiming more is refused).
+        const examples = options.behaviour === 'poison' ? POISON_CLAIMED_EXAMPLES : options.examples.length;
+        msg.respond(encode(flTaskReplySchema, { accepted: true, examples }));
         void this.#train(task).catch(() => undefined);
       },
     });
@@ -237,7 +241,7 @@ export class ProtocolClient {
     const poison = this.options.behaviour === 'poison';
     // A poisoning client trains on flipped labels, boosts its delta tenfold and claims many examples.
     const labels = poison ? this.#labels.map((l) => 1 - l) : this.#labels;
-    const numExamples = poison ? 100_000 : this.options.examples.length;
+    const numExamples = poison ? POISON_CLAIMED_EXAMPLES : this.options.examples.length;
     const learningRate = poison ? POISON_LEARNING_RATE : task.hyperparameters.learningRate;
     const trained = trainClassifier({ features: this.#features, labels }, this.#inputSize, {
       hiddenSize: this.#hiddenSize,

@@ -3,8 +3,8 @@
  * last heartbeat lists the run's model as loaded and ready. Selection is a seeded shuffle of the
  * eligible ids (sorted first, so the same fleet, seed, round and attempt give the same clients:
  * runs are reproducible) cut to `clientsPerRound`. Each selected agent gets its task by request
- * on `flRoundTaskSubject(agentId)` and must answer at once; no answer, an error or a refusal
- * counts as not accepted.
+ * on `flRoundTaskSubject(agentId)` and must answer at once with the number of examples it will
+ * train on; no answer, an error or a refusal counts as not accepted.
  * @module
  */
 import type { Logger } from 'pino';
@@ -18,12 +18,13 @@ import {
 import type { AgentPresence, FleetAgent, FlRoundTask, Labels } from '@infermesh/protocols';
 import type { MeshConnection } from '@infermesh/mesh-client';
 import { mulberry32 } from '@infermesh/onnx-tools';
+import type { UpdateSigners } from './update-validation.js';
 
 /** How long an agent has to answer a task (it answers before training). */
 export const DEFAULT_TASK_REPLY_TIMEOUT_MS = 3_000;
 
-/** What the rounds read of the fleet registry. */
-export interface FleetView {
+/** What the rounds read of the fleet registry: the agents, and who signs updates. */
+export interface FleetView extends UpdateSigners {
   list(query?: { selector?: Labels; presence?: readonly AgentPresence[] }): FleetAgent[];
 }
 
@@ -53,16 +54,25 @@ export function selectClients(
   return order.slice(0, count);
 }
 
-/** Sends `task` (with each agent's own part) to the agents; resolves with those that accepted. */
+/** An agent that accepted its task, with the example count it announced. */
+export interface AcceptedClient {
+  readonly agentId: string;
+  readonly examples: number;
+}
+
+/**
+ * Sends `task` (with each agent's own part) to the agents; resolves with those that accepted and
+ * the example counts they announced, in `agents` order.
+ */
 export async function sendTasks(
   connection: MeshConnection,
   agents: readonly string[],
   task: (agentId: string) => FlRoundTask,
   timeoutMs: number,
   logger: Logger,
-): Promise<string[]> {
+): Promise<AcceptedClient[]> {
   const answers = await Promise.all(
-    agents.map(async (agentId) => {
+    agents.map(async (agentId): Promise<AcceptedClient | undefined> => {
       try {
         const reply = await connection.nc.request(
           flRoundTaskSubject(agentId),
@@ -71,12 +81,12 @@ export async function sendTasks(
         );
         const answer = decode(flTaskReplySchema, reply.data, 'task reply');
         if (!answer.accepted) logger.info({ agentId, reason: answer.reason }, 'agent refused the round task');
-        return answer.accepted ? agentId : undefined;
+        return answer.accepted ? { agentId, examples: answer.examples } : undefined;
       } catch (err) {
         logger.info({ agentId, err: (err as Error).message }, 'agent did not take the round task');
         return undefined;
       }
     }),
   );
-  return answers.filter((a): a is string => a !== undefined);
+  return answers.filter((a): a is AcceptedClient => a !== undefined);
 }

@@ -1,16 +1,20 @@
 /**
  * Admin routes of federated learning: `POST /fl/runs` (operator) starts a run, `GET /fl/runs` and
- * `GET /fl/runs/{id}` (viewer) show runs with their per-round history, `POST /fl/runs/{id}/stop`
+ * `GET /fl/runs/{id}` (viewer) show runs with their last closed rounds in full,
+ * `GET /fl/runs/{id}/rounds/{n}` (viewer) any one closed round, `POST /fl/runs/{id}/stop`
  * (operator) stops one. Mounted under `/api/v1` behind the admin authentication.
  * @module
  */
 import { Hono } from 'hono';
+import { z } from 'zod';
 import {
+  flRoundRecordSchema,
+  flRunDetailSchema,
   flRunListResponseSchema,
-  flRunRecordSchema,
   flRunStartRequestSchema,
   flRunStopRequestSchema,
   idSchema,
+  MAX_FL_ROUNDS,
   invalidInput,
   parseOrThrow,
 } from '@infermesh/protocols';
@@ -34,7 +38,7 @@ export const FEDERATED_ROUTE_DOCS: RouteDoc[] = [
     role: 'operator',
     tag: 'federated',
     body: flRunStartRequestSchema,
-    response: flRunRecordSchema,
+    response: flRunDetailSchema,
     status: 201,
   },
   {
@@ -48,10 +52,18 @@ export const FEDERATED_ROUTE_DOCS: RouteDoc[] = [
   {
     method: 'get',
     path: '/fl/runs/{id}',
-    summary: 'A federated run with its per-round history',
+    summary: 'A federated run with its last closed rounds in full',
     role: 'viewer',
     tag: 'federated',
-    response: flRunRecordSchema,
+    response: flRunDetailSchema,
+  },
+  {
+    method: 'get',
+    path: '/fl/runs/{id}/rounds/{round}',
+    summary: "One closed round's full record",
+    role: 'viewer',
+    tag: 'federated',
+    response: flRoundRecordSchema,
   },
   {
     method: 'post',
@@ -60,9 +72,12 @@ export const FEDERATED_ROUTE_DOCS: RouteDoc[] = [
     role: 'operator',
     tag: 'federated',
     body: flRunStopRequestSchema,
-    response: flRunRecordSchema,
+    response: flRunDetailSchema,
   },
 ];
+
+/** A round number in a path. */
+const roundNumberSchema = z.coerce.number().int().min(1).max(MAX_FL_ROUNDS);
 
 /** Body of a stop: optional (an empty body stops without registering). */
 async function stopBody(c: Parameters<typeof jsonBody>[0]): Promise<{ register: boolean }> {
@@ -98,6 +113,11 @@ export function federatedRoutes(deps: FederatedRouteDeps): Hono<AdminEnv> {
   app.get('/fl/runs', requireRole('viewer'), async (c) => c.json({ runs: await deps.federated.listRuns() }));
   app.get('/fl/runs/:id', requireRole('viewer'), async (c) =>
     c.json(await deps.federated.getRun(pathParam(c, 'id', idSchema))),
+  );
+  app.get('/fl/runs/:id/rounds/:round', requireRole('viewer'), async (c) =>
+    c.json(
+      await deps.federated.getRound(pathParam(c, 'id', idSchema), pathParam(c, 'round', roundNumberSchema)),
+    ),
   );
   app.post('/fl/runs/:id/stop', requireRole('operator'), async (c) => {
     const id = pathParam(c, 'id', idSchema);

@@ -8,7 +8,13 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ErrorCode, InferMeshError, flRunStartRequestSchema, parseOrThrow } from '@infermesh/protocols';
-import type { FlRunRecord, FlRunStartRequest, FlRunSummary } from '@infermesh/protocols';
+import type {
+  FlRoundRecord,
+  FlRunDetail,
+  FlRunRecord,
+  FlRunStartRequest,
+  FlRunSummary,
+} from '@infermesh/protocols';
 import { ArtifactStore } from '@infermesh/mesh-client';
 import type { MeshConnection } from '@infermesh/mesh-client';
 import type { ModelRegistry } from '../registry/model-registry.js';
@@ -21,6 +27,7 @@ import { DEFAULT_MAX_ROUND_ATTEMPTS, DEFAULT_ROUND_RETRY_DELAY_MS, RunDriver } f
 import { DEFAULT_FL_LEASE_TTL_MS, RunLease } from './run-lease.js';
 import { RunStore } from './run-store.js';
 import { createRunAggregation } from './run-strategy.js';
+import { checkPrivacyRun } from './privacy-settings.js';
 import { checkSecureRun } from './secure-settings.js';
 import { ensureUpdatesStream } from './updates-stream.js';
 
@@ -33,7 +40,7 @@ export interface FederatedServiceOptions {
   readonly registry: ModelRegistry;
   readonly fleet: FleetView;
   readonly logger: Logger;
-  /** This coordinator's id: the lease holder. */
+  /** This coordinator's id: its lease holder id is `<coordinatorId>/<random>` (one per instance). */
   readonly coordinatorId: string;
   readonly replicas?: number;
   readonly leaseTtlMs?: number;
@@ -60,12 +67,20 @@ export class FederatedService {
   readonly #drivers = new Map<string, RunDriver>();
   #stores: Promise<Stores> | undefined;
   #timer: NodeJS.Timeout | undefined;
-  #scanning = false;
+  /** The scan in progress: `stop()` waits for it, so no driver starts after shutdown. */
+  #scanning: Promise<void> | undefined;
   #stopped = false;
+  /**
+   * This instance's lease holder id. Coordinator ids can repeat (the default is per host, and a
+   * restarted coordinator keeps its id): with the bare id two instances would both "hold" a run,
+   * so a restarted coordinator instead waits for its previous life's lease to expire.
+   */
+  readonly holder: string;
 
   constructor(options: FederatedServiceOptions) {
     this.#options = options;
-    this.#log = options.logger.child({ component: 'coordinator.federated' });
+    this.holder = `${options.coordinatorId}/${randomBytes(6).toString('hex')}`;
+    this.#log = options.logger.child({ component: 'coordinator.federated', holder: this.holder });
   }
 
   /** Opens the bucket and the updates stream, then takes over runs nobody drives. */
@@ -86,12 +101,14 @@ export class FederatedService {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#timer);
+    await this.#scanning;
     await Promise.all([...this.#drivers.values()].map((d) => d.abort()));
   }
 
   /** Starts a run; resolves with its record. INVALID_INPUT / MODEL_NOT_FOUND / CONFLICT up front. */
-  async startRun(input: FlRunStartRequest, createdBy: string): Promise<FlRunRecord> {
+  async startRun(input: FlRunStartRequest, createdBy: string): Promise<FlRunDetail> {
     const request = parseOrThrow(flRunStartRequestSchema, input, 'federated run');
+    checkPrivacyRun(request);
     const { runs, artifacts } = await this.#open();
     const registry = this.#options.registry;
     const manifest = await registry.getManifest(request.model, request.baseVersion);
@@ -144,7 +161,8 @@ export class FederatedService {
       createdAt: now,
       updatedAt: now,
       globalWeightsSha256: await storeWeights(artifacts, base.weights),
-      history: [],
+      roundsDone: 0,
+      recentRounds: [],
     };
     await runs.create(record);
     this.#log.info(
@@ -152,12 +170,17 @@ export class FederatedService {
       'federated run started',
     );
     void this.#scan();
-    return record;
+    return { ...record, history: [] };
   }
 
-  /** A run's record; NOT_FOUND when absent. */
-  async getRun(id: string): Promise<FlRunRecord> {
-    return (await this.#open()).runs.get(id);
+  /** A run's record with its last closed rounds in full; NOT_FOUND when absent. */
+  async getRun(id: string): Promise<FlRunDetail> {
+    return (await this.#open()).runs.detail(id);
+  }
+
+  /** One closed round's full record; NOT_FOUND when the run or the round is unknown. */
+  async getRound(id: string, round: number): Promise<FlRoundRecord> {
+    return (await this.#open()).runs.getRound(id, round);
   }
 
   /** Every run, oldest first. */
@@ -173,7 +196,7 @@ export class FederatedService {
       createdAt: r.createdAt,
       resultVersion: r.resultVersion,
       ...(r.registeredVersion === undefined ? {} : { registeredVersion: r.registeredVersion }),
-      roundsDone: r.history.length,
+      roundsDone: r.roundsDone,
     }));
   }
 
@@ -181,31 +204,43 @@ export class FederatedService {
    * Asks a run to stop: its driver ends the round in progress at once (its updates are discarded)
    * and registers the last closed round's weights only with `register`. CONFLICT once it ended.
    */
-  async stopRun(id: string, register: boolean): Promise<FlRunRecord> {
+  async stopRun(id: string, register: boolean): Promise<FlRunDetail> {
     const { runs } = await this.#open();
-    const record = await runs.mutate(id, (r) => {
+    await runs.mutate(id, (r) => {
       if (r.state !== 'running' && r.state !== 'stopping') {
         throw new InferMeshError(ErrorCode.CONFLICT, `federated run ${id} has ended (${r.state})`);
       }
       return { ...r, state: 'stopping', registerOnStop: register };
     });
     void this.#scan();
-    return record;
+    return runs.detail(id);
   }
 
-  /** Takes the lease of every active run that no live coordinator drives. */
-  async #scan(): Promise<void> {
-    if (this.#scanning || this.#stopped) return;
-    this.#scanning = true;
+  /** Takes the lease of every active run that no live coordinator drives (one scan at a time). */
+  #scan(): Promise<void> {
+    if (this.#scanning || this.#stopped) return this.#scanning ?? Promise.resolve();
+    this.#scanning = this.#scanRuns().finally(() => {
+      this.#scanning = undefined;
+    });
+    return this.#scanning;
+  }
+
+  async #scanRuns(): Promise<void> {
     try {
       const { runs, artifacts } = await this.#open();
       for (const record of await runs.list()) {
         if (record.state !== 'running' && record.state !== 'stopping') continue;
+        if (this.#stopped) return;
         if (this.#drivers.has(record.id)) continue;
         const ttl = this.#options.leaseTtlMs ?? DEFAULT_FL_LEASE_TTL_MS;
-        const lease = new RunLease(runs.kv, record.id, this.#options.coordinatorId, ttl);
+        const lease = new RunLease(runs.kv, record.id, this.holder, ttl);
         if (!(await lease.acquire())) continue;
-        this.#log.info({ runId: record.id, round: record.history.length + 1 }, 'driving federated run');
+        if (this.#stopped) {
+          // Stopped while taking the lease: give it back rather than drive after shutdown.
+          await lease.release();
+          return;
+        }
+        this.#log.info({ runId: record.id, round: record.roundsDone + 1 }, 'driving federated run');
         const driver = new RunDriver(
           {
             connection: this.#options.connection,
@@ -230,8 +265,6 @@ export class FederatedService {
       }
     } catch (err) {
       this.#log.warn({ err }, 'federated run scan failed');
-    } finally {
-      this.#scanning = false;
     }
   }
 

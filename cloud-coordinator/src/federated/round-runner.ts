@@ -19,6 +19,7 @@ import type { GlobalWeights } from './global-weights.js';
 import { toFlTensors } from './global-weights.js';
 import type { RunAggregation } from './run-strategy.js';
 import type { RunStore } from './run-store.js';
+import { UpdateTally } from './update-tally.js';
 import { applyDelta, checkUpdate } from './update-validation.js';
 import { readRoundUpdates } from './updates-stream.js';
 import { retryTransient } from './transient-retry.js';
@@ -41,18 +42,6 @@ export interface ClosedRound {
   };
 }
 
-/** What one attempt collected: who sent a valid update, who was refused and why, their loss sum. */
-export interface UpdateTally {
-  readonly received: Set<string>;
-  readonly rejected: { agentId: string; reason: string }[];
-  trainLoss: number;
-}
-
-/** An empty {@link UpdateTally}. */
-export function newTally(): UpdateTally {
-  return { received: new Set(), rejected: [], trainLoss: 0 };
-}
-
 /** The record of a round that closed, from its progress, its tally and its timings. */
 export function closedRoundRecord(
   progress: FlRoundInProgress,
@@ -69,6 +58,7 @@ export function closedRoundRecord(
     received: [...tally.received].sort(),
     dropped: progress.accepted.filter((a) => !tally.received.has(a)),
     rejected: tally.rejected,
+    rejectedCount: tally.rejectedCount,
     meanTrainLoss: tally.trainLoss / tally.received.size,
     ...(secure === undefined ? {} : { secure }),
     startedAt: progress.startedAt,
@@ -155,7 +145,8 @@ export async function startAttempt(
   );
   const collecting: FlRoundInProgress = {
     ...tasking,
-    accepted,
+    accepted: accepted.map((a) => a.agentId),
+    acceptedExamples: Object.fromEntries(accepted.map((a) => [a.agentId, a.examples])),
     phase: 'collecting',
     tasksMs: Date.now() - startedAt,
   };
@@ -192,11 +183,7 @@ export async function runRoundAttempt(
   }
   const collectStart = Date.now();
   const accepted = new Set(progress.accepted);
-  const tally = newTally();
-  const { received, rejected } = tally;
-  // Accepted agents whose update was refused: they send no other, so the round need not wait for them.
-  const refused = new Set<string>();
-  const everyoneIn = (): boolean => received.size + refused.size >= accepted.size;
+  const tally = new UpdateTally(accepted);
   const aggregator = aggregation.begin(global.layers);
   const log = ctx.logger.child({ round, roundId: progress.roundId });
   await readRoundUpdates(ctx.connection, {
@@ -204,25 +191,23 @@ export async function runRoundAttempt(
     deadlineAt: progress.deadlineAt,
     signal: ctx.signal,
     logger: log,
-    onMessage: (data) => {
-      const checked = checkUpdate(data, {
+    onMessage: (data, _storedAt, signature) => {
+      const checked = checkUpdate(data, signature, {
         runId: run.id,
         roundId: progress.roundId,
         round,
         accepted,
-        received,
+        received: tally.received,
+        signers: ctx.fleet,
+        acceptedExamples: progress.acceptedExamples,
         global,
         secure: run.secure,
         privacy: run.privacy,
       });
       if (!checked.ok) {
-        // A repeat of an update already taken (a re-publish) is not worth a rejection entry.
-        if (!checked.reason.startsWith('duplicate')) {
-          rejected.push({ agentId: checked.agentId, reason: checked.reason });
-          if (accepted.has(checked.agentId) && !received.has(checked.agentId)) refused.add(checked.agentId);
-        }
+        tally.reject(checked);
         log.warn({ agentId: checked.agentId, reason: checked.reason }, 'update rejected');
-        return everyoneIn();
+        return tally.everyoneIn();
       }
       try {
         aggregator.add({
@@ -230,23 +215,22 @@ export async function runRoundAttempt(
           numExamples: checked.update.numExamples,
         });
       } catch (err) {
-        rejected.push({ agentId: checked.update.agentId, reason: (err as Error).message.slice(0, 500) });
+        tally.reject({ agentId: checked.update.agentId, reason: (err as Error).message });
         log.warn(
           { agentId: checked.update.agentId, err: (err as Error).message },
           'update refused by the strategy',
         );
-        refused.add(checked.update.agentId);
-        return everyoneIn();
+        return tally.everyoneIn();
       }
-      received.add(checked.update.agentId);
-      tally.trainLoss += checked.update.metrics.loss;
-      return everyoneIn();
+      tally.take(checked.update);
+      return tally.everyoneIn();
     },
     onLate: (_data, storedAt) =>
       log.info({ lateByMs: storedAt - progress.deadlineAt }, 'straggler update dropped'),
   });
   if (ctx.signal.aborted) return { failed: 'aborted' };
   const collectMs = Date.now() - collectStart;
+  const received = tally.received;
   if (received.size < run.minClients) {
     return { failed: `${received.size} valid updates by the deadline, ${run.minClients} needed` };
   }

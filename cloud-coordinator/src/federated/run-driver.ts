@@ -5,6 +5,9 @@
  * evaluates and records each closed round, and at the end registers the trained version. The
  * lease is renewed in the background; losing it, or the operator's stop, ends the drive at once
  * (a stopped run keeps the weights of its last closed round and registers them only when asked).
+ * A closed round is recorded only while the lease is still this driver's and the record does not
+ * count the round yet; a driver whose round was not recorded (another closed it) goes on from the
+ * weights and server state the record names, never from its own, so no round is applied twice.
  * NATS outages (a restarted server) do not fail a run: every read and write of the run's state,
  * weights and version is retried with back-off (`transient-retry.ts`); one that outlasts its budget
  * ends the drive with the run left as it is, and the coordinators' scan drives it again from its
@@ -13,7 +16,7 @@
  */
 import type { Logger } from 'pino';
 import { ErrorCode, isInferMeshError } from '@infermesh/protocols';
-import type { FlEvaluation, FlRunRecord, LabelledExample } from '@infermesh/protocols';
+import type { FlEvaluation, FlRoundRecord, FlRunRecord, LabelledExample } from '@infermesh/protocols';
 import type { ArtifactStore, MeshConnection } from '@infermesh/mesh-client';
 import type { ModelRegistry } from '../registry/model-registry.js';
 import type { BaseModel } from './base-model.js';
@@ -61,8 +64,12 @@ export interface RunDriverDeps {
 interface Loaded {
   readonly base: BaseModel;
   readonly examples: LabelledExample[];
-  readonly aggregation: RunAggregation;
+  aggregation: RunAggregation;
   global: GlobalWeights;
+  /** The digest `global` was loaded from or stored under. */
+  weightsSha: string;
+  /** The server-state digest `aggregation` holds (undefined: as created). */
+  stateSha: string | undefined;
 }
 
 /** The drive of one run; `done` settles when it ends for any reason. */
@@ -151,6 +158,14 @@ export class RunDriver {
     const examples = await this.#retry('load the held-out data', () =>
       loadEvaluationData(artifacts, record.evaluationData.sha256),
     );
+    return { base, examples, ...(await this.#loadRoundState(record)) };
+  }
+
+  /** The global weights and the server state the record names (what the last closed round left). */
+  async #loadRoundState(
+    record: FlRunRecord,
+  ): Promise<Pick<Loaded, 'aggregation' | 'global' | 'weightsSha' | 'stateSha'>> {
+    const { artifacts } = this.deps;
     const aggregation = createRunAggregation(record);
     const global = await this.#retry('load the global weights', () =>
       loadWeights(artifacts, record.globalWeightsSha256),
@@ -161,7 +176,7 @@ export class RunDriver {
         await this.#retry('load the server state', () => loadServerState(artifacts, stateSha)),
       );
     }
-    return { base, examples, aggregation, global };
+    return { aggregation, global, weightsSha: record.globalWeightsSha256, stateSha };
   }
 
   async #evaluate(loaded: Loaded, weights: GlobalWeights): Promise<FlEvaluation> {
@@ -185,8 +200,17 @@ export class RunDriver {
       record = await this.#retry('read the run', () => store.get(this.runId));
       if (record.state === 'stopping') return this.#finish(record, loaded, 'stopped');
       if (record.state !== 'running') return;
-      if (record.history.length >= record.rounds) return this.#finish(record, loaded, 'succeeded');
-      const round = record.history.length + 1;
+      if (
+        record.globalWeightsSha256 !== loaded.weightsSha ||
+        record.strategyStateSha256 !== loaded.stateSha
+      ) {
+        // Another driver closed a round this one also computed (its write was refused): go on from
+        // the record's weights and server state, never from this driver's own.
+        this.#log.warn({ roundsDone: record.roundsDone }, 'the run moved on without this driver; reloading');
+        Object.assign(loaded, await this.#loadRoundState(record));
+      }
+      if (record.roundsDone >= record.rounds) return this.#finish(record, loaded, 'succeeded');
+      const round = record.roundsDone + 1;
       const outcome = await (record.secure ? runSecureRoundAttempt : runRoundAttempt)(
         {
           connection: this.deps.connection,
@@ -242,30 +266,23 @@ export class RunDriver {
         belowClipCount: dp.belowClipCount,
         noiseStddev: dp.noiseStddev,
       };
-      await this.#retry('record the closed round', () =>
-        store.mutate(this.runId, (r) => {
-          if (r.history.length >= round) return undefined;
-          const { current: _current, ...rest } = r;
-          return {
-            ...rest,
-            globalWeightsSha256: weightsSha,
-            ...(stateSha === undefined ? {} : { strategyStateSha256: stateSha }),
-            driver: this.lease.holder,
-            history: [
-              ...r.history,
-              {
-                ...outcome.record,
-                updateNorm,
-                ...(privacy ? { privacy } : {}),
-                evaluation,
-                closedAt: Date.now(),
-                durationsMs: { ...outcome.record.durationsMs, evaluate: evaluateMs },
-              },
-            ],
-          };
-        }),
-      );
+      const closed: FlRoundRecord = {
+        ...outcome.record,
+        updateNorm,
+        ...(privacy ? { privacy } : {}),
+        evaluation,
+        closedAt: Date.now(),
+        durationsMs: { ...outcome.record.durationsMs, evaluate: evaluateMs },
+      };
+      const recorded = await this.#recordClosedRound(closed, weightsSha, stateSha);
+      if (this.#abort.signal.aborted) return;
+      if (!recorded) {
+        this.#log.warn({ round }, 'round closed by another driver; this one is not recorded');
+        continue; // the loop's next read reloads the record's weights
+      }
       loaded.global = next;
+      loaded.weightsSha = weightsSha;
+      loaded.stateSha = stateSha;
       this.#log.info(
         { round, received: outcome.record.received.length, accuracy: evaluation.accuracy, updateNorm },
         'round closed',
@@ -273,9 +290,38 @@ export class RunDriver {
     }
   }
 
+  /**
+   * Records a closed round: its full record under its own key first, then the run record's count,
+   * weights and state in one compare-and-set. False when the round is not this driver's to record
+   * (the lease is lost, or the record counts the round already: another driver closed it).
+   */
+  async #recordClosedRound(
+    closed: FlRoundRecord,
+    weightsSha: string,
+    stateSha: string | undefined,
+  ): Promise<boolean> {
+    const { store } = this.deps;
+    if (!(await this.#retry('renew the run lease', () => this.lease.renew()))) {
+      this.#log.warn('lost the run lease before recording the round; another coordinator drives the run now');
+      this.#abort.abort();
+      return false;
+    }
+    return this.#retry('record the closed round', () =>
+      store.recordClosedRound(this.runId, closed, (r) => {
+        const { current: _current, strategyStateSha256: _state, ...rest } = r;
+        return {
+          ...rest,
+          globalWeightsSha256: weightsSha,
+          ...(stateSha === undefined ? {} : { strategyStateSha256: stateSha }),
+          driver: this.lease.holder,
+        };
+      }),
+    );
+  }
+
   /** Ends the run: registers the trained version (always on success, on a stop when asked). */
   async #finish(record: FlRunRecord, loaded: Loaded, state: 'succeeded' | 'stopped'): Promise<void> {
-    const register = state === 'succeeded' || (record.registerOnStop && record.history.length > 0);
+    const register = state === 'succeeded' || (record.registerOnStop && record.roundsDone > 0);
     let registeredVersion: string | undefined;
     if (register)
       registeredVersion = await this.#retry('register the trained version', () =>

@@ -2,8 +2,9 @@
  * The lease that makes exactly one coordinator the driver of a federated run: a `Lease` under
  * `lease.<runId>` in `roundsBucket()` (see `coordination/kv-lease.ts`). A holder that stops
  * renewing (killed, partitioned) loses it at `expiresAt`; another coordinator (or the same one
- * restarted: holder ids are coordinator ids) then takes over the run where the record says it
- * stands.
+ * restarted: holder ids are per instance, `<coordinatorId>/<random>`, so a restarted coordinator
+ * waits for its previous life's lease to expire like anyone else) then takes over the run where
+ * the record says it stands.
  * @module
  */
 import type { KV } from '@nats-io/kv';

@@ -6,7 +6,8 @@
  * client that shared keys is in or the round deadline passes; the survivors then reveal the
  * shares that remove the remaining masks — those of clients that dropped after sharing included.
  * The unmasked sum divided by its summed example count is the example-weighted mean delta, fed
- * to the run's (linear) strategy as one aggregated update.
+ * to the run's (linear) strategy as one aggregated update; a sum counting more examples than the
+ * survivors announced in their task replies is refused (someone inflated the count it masked).
  *
  * A coordinator restart loses the round's key exchange (it lives in memory, and masks are per
  * round): a takeover waits for the interrupted attempt's deadline — its clients are busy until
@@ -17,7 +18,7 @@ import type { Logger } from 'pino';
 import type { FlRunRecord } from '@infermesh/protocols';
 import type { GlobalWeights } from './global-weights.js';
 import type { ClosedRound, FailedAttempt, RoundContext } from './round-runner.js';
-import { closedRoundRecord, newTally, startAttempt } from './round-runner.js';
+import { closedRoundRecord, startAttempt } from './round-runner.js';
 import type { RunAggregation } from './run-strategy.js';
 import {
   SECURE_FRACTIONAL_BITS,
@@ -28,6 +29,7 @@ import {
 } from './secure-settings.js';
 import { SecureRoundFailure, SecureRoundSession } from './secure-session.js';
 import { checkMaskedUpdate } from './secure-update-check.js';
+import { UpdateTally } from './update-tally.js';
 import { applyDelta } from './update-validation.js';
 import { readRoundUpdates } from './updates-stream.js';
 
@@ -60,6 +62,17 @@ async function nextAttempt(ctx: RoundContext, run: FlRunRecord, round: number, l
   return current.attempt + 1;
 }
 
+/** The examples `agents` announced in their task replies; undefined for rounds recorded before. */
+function announcedExamples(
+  acceptedExamples: Readonly<Record<string, number>> | undefined,
+  agents: Iterable<string>,
+): number | undefined {
+  if (acceptedExamples === undefined) return undefined;
+  let sum = 0;
+  for (const agent of agents) sum += acceptedExamples[agent] ?? 0;
+  return sum;
+}
+
 /** Runs one attempt of a secure round. Resolves with the new weights, or why the attempt failed. */
 export async function runSecureRoundAttempt(
   ctx: RoundContext,
@@ -73,20 +86,27 @@ export async function runSecureRoundAttempt(
   const vectorLength = secureVectorLength(global.shapes);
   const phaseTimeoutMs = securePhaseTimeoutMs(run.roundTimeoutMs);
   let session: SecureRoundSession | undefined;
-  const progress = await startAttempt(ctx, run, round, attempt, global, (roundId, selected) => {
-    session = new SecureRoundSession(ctx.connection, {
-      roundId,
-      selected,
-      threshold: secureThreshold(selected.length),
-      fractionalBits: SECURE_FRACTIONAL_BITS,
-      vectorLength,
-      phaseTimeoutMs,
-      logger: ctx.logger,
-      signal: ctx.signal,
+  let progress;
+  try {
+    progress = await startAttempt(ctx, run, round, attempt, global, (roundId, selected) => {
+      session = new SecureRoundSession(ctx.connection, {
+        roundId,
+        selected,
+        threshold: secureThreshold(selected.length),
+        fractionalBits: SECURE_FRACTIONAL_BITS,
+        vectorLength,
+        phaseTimeoutMs,
+        logger: ctx.logger,
+        signal: ctx.signal,
+      });
+      session.start();
+      return (agentId) => session!.taskFor(agentId);
     });
-    session.start();
-    return (agentId) => session!.taskFor(agentId);
-  });
+  } catch (err) {
+    // The session subscribed before the tasks went out: never leave it listening.
+    session?.close();
+    throw err;
+  }
   const secure = session!;
   const threshold = secureThreshold(progress.selected.length);
   const log = ctx.logger.child({ round, roundId: progress.roundId, component: 'coordinator.fl.secure' });
@@ -113,37 +133,37 @@ export async function runSecureRoundAttempt(
     if (ctx.signal.aborted) return { failed: 'aborted' };
 
     const sharedClients = new Map(shared.map((id) => [secure.agentOf(id), id]));
-    const tally = newTally();
-    const { received, rejected } = tally;
+    const tally = new UpdateTally(new Set(sharedClients.keys()));
+    const { received } = tally;
     let claimedExamples = 0;
     await readRoundUpdates(ctx.connection, {
       roundId: progress.roundId,
       deadlineAt: progress.deadlineAt,
       signal: ctx.signal,
       logger: log,
-      onMessage: (data) => {
-        const checked = checkMaskedUpdate(data, {
+      onMessage: (data, _storedAt, signature) => {
+        const checked = checkMaskedUpdate(data, signature, {
           runId: run.id,
           roundId: progress.roundId,
           round,
           sharedClients,
           received,
+          signers: ctx.fleet,
+          acceptedExamples: progress.acceptedExamples,
           vectorLength,
         });
         if (!checked.ok) {
-          if (!checked.reason.startsWith('duplicate'))
-            rejected.push({ agentId: checked.agentId, reason: checked.reason });
+          tally.reject(checked);
           log.warn({ agentId: checked.agentId, reason: checked.reason }, 'masked update rejected');
           return false;
         }
         try {
           secure.addMasked(checked.clientId, checked.masked);
         } catch (err) {
-          rejected.push({ agentId: checked.update.agentId, reason: (err as Error).message.slice(0, 500) });
+          tally.reject({ agentId: checked.update.agentId, reason: (err as Error).message });
           return false;
         }
-        received.add(checked.update.agentId);
-        tally.trainLoss += checked.update.metrics.loss;
+        tally.take(checked.update);
         claimedExamples += checked.update.numExamples;
         return received.size === sharedClients.size;
       },
@@ -162,6 +182,14 @@ export async function runSecureRoundAttempt(
     try {
       result = await secure.unmask();
       const mean = meanOfSecureSum(result.sum, global.shapes);
+      const announced = announcedExamples(progress.acceptedExamples, received);
+      if (announced !== undefined && mean.numExamples > announced) {
+        // Only the sum is visible: a client that inflated the count inside its masked vector
+        // cannot be singled out, so the attempt is refused as a whole.
+        return {
+          failed: `the unmasked example count ${mean.numExamples} exceeds the ${announced} the survivors announced`,
+        };
+      }
       if (mean.numExamples !== claimedExamples) {
         log.warn(
           { unmasked: mean.numExamples, claimed: claimedExamples },

@@ -300,6 +300,9 @@ describe('secure round policy', () => {
       round: 1,
       sharedClients: new Map([['a-1', 1]]),
       received: new Set<string>(),
+      // No enrolled agent: unsigned updates are taken.
+      signers: { recordOf: () => undefined, signedBy: () => false },
+      acceptedExamples: { 'a-1': 3 },
       vectorLength: LENGTH,
     };
     const base = {
@@ -311,19 +314,28 @@ describe('secure round policy', () => {
       metrics: { loss: 0.5, accuracy: 0.5, trainMs: 1 },
     };
     const masked = new Uint8Array(LENGTH * 4);
-    expect(checkMaskedUpdate(encode(flUpdateSchema, { ...base, masked }), expected)).toMatchObject({
-      ok: true,
-      clientId: 1,
-    });
+    expect(checkMaskedUpdate(encode(flUpdateSchema, { ...base, masked }), undefined, expected)).toMatchObject(
+      {
+        ok: true,
+        clientId: 1,
+      },
+    );
     const plain = { ...base, delta: [{ name: 'dense.bias', dims: [1], data: new Uint8Array(4) }] };
-    expect(checkMaskedUpdate(encode(flUpdateSchema, plain), expected)).toMatchObject({
+    expect(checkMaskedUpdate(encode(flUpdateSchema, plain), undefined, expected)).toMatchObject({
       ok: false,
       reason: 'secure rounds take masked updates',
     });
     const short = { ...base, masked: new Uint8Array(8) };
-    expect(checkMaskedUpdate(encode(flUpdateSchema, short), expected)).toMatchObject({ ok: false });
+    expect(checkMaskedUpdate(encode(flUpdateSchema, short), undefined, expected)).toMatchObject({
+      ok: false,
+    });
+    const inflated = { ...base, numExamples: 4, masked };
+    expect(checkMaskedUpdate(encode(flUpdateSchema, inflated), undefined, expected)).toMatchObject({
+      ok: false,
+      reason: 'update claims 4 examples, the agent announced 3 in its task reply',
+    });
     const stranger = { ...base, agentId: 'a-2', masked };
-    expect(checkMaskedUpdate(encode(flUpdateSchema, stranger), expected)).toMatchObject({
+    expect(checkMaskedUpdate(encode(flUpdateSchema, stranger), undefined, expected)).toMatchObject({
       ok: false,
       reason: 'agent did not share keys in this secure round',
     });

@@ -1,6 +1,8 @@
 /**
  * Checks one update of a secure round before its masked vector reaches the masked sum: the
- * schema, the run and round ids, that its agent shared keys in this round (only those clients'
+ * schema, the run and round ids, an enrolled agent's signature, the example count it claims
+ * against what it announced (the count inside the masked vector is checked on the unmasked sum),
+ * that its agent shared keys in this round (only those clients'
  * masks cancel) and has not sent one already, and that it carries `masked` (never `delta`) of the
  * round's vector length. The masked bytes are passed on as they are; nothing here can read them.
  * @module
@@ -29,12 +31,13 @@ export type RejectedMaskedUpdate = RejectedUpdate;
 
 const rejected = (agentId: string, reason: string): RejectedMaskedUpdate => ({ ok: false, agentId, reason });
 
-/** Decodes and checks one update message of a secure round. */
+/** Decodes and checks one update message of a secure round (`signature`: its `AGENT_SIGNATURE_HEADER`). */
 export function checkMaskedUpdate(
   bytes: Uint8Array,
+  signature: string | undefined,
   expected: SecureRoundExpectation,
 ): ValidMaskedUpdate | RejectedMaskedUpdate {
-  const decoded = decodeRoundUpdate(bytes, expected, (agent) =>
+  const decoded = decodeRoundUpdate(bytes, signature, expected, (agent) =>
     expected.sharedClients.has(agent) ? undefined : 'agent did not share keys in this secure round',
   );
   if (!decoded.ok) return decoded;

@@ -1,7 +1,12 @@
 /**
  * Checks one published update against the round it claims to belong to, before it reaches the
- * aggregation: the schema, the run and round ids, that its agent was selected and accepted the
- * task and has not sent one already, that the tensors are the task's (names, dims, order) and
+ * aggregation: the schema, the run and round ids, that an update claiming an enrolled agent's id
+ * carries that agent's signature (its NATS header: anyone can publish on the update subject, and
+ * de-duplication ids carry a nonce, so only this check tells a forgery from the agent's update;
+ * unenrolled agents' updates are taken unsigned, for development meshes), that its agent was
+ * selected and accepted the task and has not sent one already, that it claims no more examples
+ * than the agent announced in its task reply (a client inflating its count would dominate FedAvg),
+ * that the tensors are the task's (names, dims, order) and
  * every value is finite, and — in a run with client-side DP — that the delta's norm fits the clip
  * norm plus what the clients' Gaussian noise can add ({@link clientDpNormLimit}), so a client that
  * skips clipping cannot outweigh the others. A bad update is refused with a reason for the log and
@@ -14,6 +19,14 @@ import { decode } from '@infermesh/protocols';
 import type { GlobalWeights } from './global-weights.js';
 import { tensorValues } from './global-weights.js';
 
+/** Who can sign updates: the fleet registry's enrolled agents and their identity keys. */
+export interface UpdateSigners {
+  /** The agent's fleet record; undefined when it is not enrolled. */
+  recordOf(agentId: string): object | undefined;
+  /** True when `signature` is the enrolled agent's signature over `data`. */
+  signedBy(agentId: string, data: Uint8Array, signature: string | undefined): boolean;
+}
+
 /** The round an update must belong to, and who has reported already. */
 export interface RoundIdentity {
   readonly runId: string;
@@ -21,6 +34,10 @@ export interface RoundIdentity {
   readonly round: number;
   /** Agents whose update has been taken already. */
   readonly received: ReadonlySet<string>;
+  /** Enrolled agents must sign their updates. */
+  readonly signers: UpdateSigners;
+  /** What each accepting agent announced in its task reply (absent in rounds recorded before). */
+  readonly acceptedExamples?: Readonly<Record<string, number>> | undefined;
 }
 
 /** What an update must match. */
@@ -63,16 +80,38 @@ export interface RejectedUpdate {
   readonly ok: false;
   readonly agentId: string;
   readonly reason: string;
+  /**
+   * True when the message cannot be the named agent's own (unsigned or badly signed for an
+   * enrolled agent): the round keeps waiting for the agent's genuine update.
+   */
+  readonly unauthenticated?: true;
 }
 
 const rejected = (agentId: string, reason: string): RejectedUpdate => ({ ok: false, agentId, reason });
 
+/** The reason an update's signature is refused, or undefined when it passes. */
+export function signatureRefusal(
+  signers: UpdateSigners,
+  agentId: string,
+  bytes: Uint8Array,
+  signature: string | undefined,
+): string | undefined {
+  if (signers.recordOf(agentId) === undefined) return undefined;
+  if (signers.signedBy(agentId, bytes, signature)) return undefined;
+  return signature === undefined
+    ? `update claims enrolled agent ${agentId} but is not signed`
+    : `update claims enrolled agent ${agentId} but its signature is not that agent's`;
+}
+
 /**
- * Decodes an update and checks what every round checks: the schema, the run and round ids, that
- * `member` admits its agent (undefined, or the reason it does not) and that it is the agent's first.
+ * Decodes an update and checks what every round checks: the schema, the run and round ids, the
+ * signature of an enrolled agent (`signature`: the message's `AGENT_SIGNATURE_HEADER`), that
+ * `member` admits its agent (undefined, or the reason it does not), that it is the agent's first,
+ * and that it claims no more examples than the agent announced.
  */
 export function decodeRoundUpdate(
   bytes: Uint8Array,
+  signature: string | undefined,
   expected: RoundIdentity,
   member: (agentId: string) => string | undefined,
 ): { readonly ok: true; readonly update: FlUpdate } | RejectedUpdate {
@@ -88,15 +127,28 @@ export function decodeRoundUpdate(
   if (update.roundId !== expected.roundId || update.round !== expected.round) {
     return rejected(agent, `update is for round ${update.roundId}, not ${expected.roundId}`);
   }
+  const forged = signatureRefusal(expected.signers, agent, bytes, signature);
+  if (forged !== undefined) return { ...rejected(agent, forged), unauthenticated: true };
   const refusal = member(agent);
   if (refusal !== undefined) return rejected(agent, refusal);
   if (expected.received.has(agent)) return rejected(agent, 'duplicate update from this agent');
+  const announced = expected.acceptedExamples?.[agent];
+  if (announced !== undefined && update.numExamples > announced) {
+    return rejected(
+      agent,
+      `update claims ${update.numExamples} examples, the agent announced ${announced} in its task reply`,
+    );
+  }
   return { ok: true, update };
 }
 
-/** Decodes and checks one update message. */
-export function checkUpdate(bytes: Uint8Array, expected: RoundExpectation): ValidUpdate | RejectedUpdate {
-  const decoded = decodeRoundUpdate(bytes, expected, (agent) =>
+/** Decodes and checks one update message (`signature`: its `AGENT_SIGNATURE_HEADER`). */
+export function checkUpdate(
+  bytes: Uint8Array,
+  signature: string | undefined,
+  expected: RoundExpectation,
+): ValidUpdate | RejectedUpdate {
+  const decoded = decodeRoundUpdate(bytes, signature, expected, (agent) =>
     expected.accepted.has(agent) ? undefined : 'agent was not selected or did not accept the task',
   );
   if (!decoded.ok) return decoded;

@@ -1,10 +1,12 @@
 /**
  * The durable stream of federated updates (`updatesStream()`, subjects `allFlUpdatesSubject()`):
  * created by the coordinator when missing (file storage, a day of retention, messages up to the
- * server's max_payload, de-duplication by the agents' `msgID` `<roundId>.<agentId>`), and read one
- * round at a time from its first message with an ordered consumer filtered on
- * `flUpdateSubject(roundId)`. Reading from the stream, not a live subscription, is what lets a
- * coordinator that took a run over mid-round count every update published before the deadline.
+ * server's max_payload, de-duplication by the agents' `msgID` `<roundId>.<agentId>.<nonce>`, which
+ * drops a re-publish after a lost ack; the coordinator's first-update-per-agent rule does the
+ * rest), and read one round at a time from its first message with an ordered consumer filtered on
+ * `flUpdateSubject(roundId)`, each message with its signature header. Reading from the stream, not
+ * a live subscription, is what lets a coordinator that took a run over mid-round count every
+ * update published before the deadline.
  * The reader survives a nats-server restart: a failed fetch is retried with back-off from a new
  * consumer that starts after the last message read, for as long as the caller's budget allows, so
  * an update stored before the deadline is counted even when the server was down at the deadline.
@@ -13,7 +15,12 @@
 import { DeliverPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { Consumer, JsMsg } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
-import { allFlUpdatesSubject, flUpdateSubject, updatesStream } from '@infermesh/protocols';
+import {
+  AGENT_SIGNATURE_HEADER,
+  allFlUpdatesSubject,
+  flUpdateSubject,
+  updatesStream,
+} from '@infermesh/protocols';
 import type { MeshConnection } from '@infermesh/mesh-client';
 import {
   DEFAULT_RETRY_INITIAL_DELAY_MS,
@@ -63,8 +70,11 @@ export interface ReadRoundOptions {
   readonly roundId: string;
   /** Updates stored after this instant are stragglers: ignored. */
   readonly deadlineAt: number;
-  /** Called for each on-time message; return true once every expected update is in. */
-  readonly onMessage: (data: Uint8Array, storedAt: number) => boolean;
+  /**
+   * Called for each on-time message with its `AGENT_SIGNATURE_HEADER` (the stream keeps headers);
+   * return true once every expected update is in.
+   */
+  readonly onMessage: (data: Uint8Array, storedAt: number, signature: string | undefined) => boolean;
   /** Called for a message stored after the deadline. */
   readonly onLate?: (data: Uint8Array, storedAt: number) => void;
   /**
@@ -126,7 +136,8 @@ export async function readRoundUpdates(connection: MeshConnection, options: Read
           options.onLate?.(msg.data, storedAt);
           continue;
         }
-        if (options.onMessage(msg.data, storedAt)) return;
+        const signature = msg.headers?.get(AGENT_SIGNATURE_HEADER) || undefined;
+        if (options.onMessage(msg.data, storedAt, signature)) return;
       }
       failures = 0;
     } catch (err) {

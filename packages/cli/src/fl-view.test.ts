@@ -2,27 +2,32 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { FlRoundRecord, FlRunRecord } from '@infermesh/protocols';
+import type { FlRoundSummary, FlRunRecord } from '@infermesh/protocols';
 import { flStartRequestFromFlags, parseDurationMs, readExamples } from './commands/fl.js';
 import { FlRunView, flRunLine, flRunLines, followFlRun, sparkline } from './fl-view.js';
 
 const SHA = 'a'.repeat(64);
 
-const round = (n: number, accuracy: number, extra: Partial<FlRoundRecord> = {}): FlRoundRecord => ({
+const round = (n: number, accuracy: number, extra: Partial<FlRoundSummary> = {}): FlRoundSummary => ({
   round: n,
   roundId: `fl-1-r${n}`,
   attempts: 1,
-  selected: ['a', 'b', 'c'],
-  accepted: ['a', 'b', 'c'],
-  received: ['a', 'b', 'c'],
-  dropped: [],
-  rejected: [],
+  selected: 3,
+  accepted: 3,
+  received: 3,
+  dropped: 0,
+  rejected: 0,
   updateNorm: 0.5,
   evaluation: { accuracy, examples: 100 },
   startedAt: 1_000 * n,
   closedAt: 1_000 * n + 1_500,
-  durationsMs: { tasks: 1, collect: 1, aggregate: 1, evaluate: 1 },
   ...extra,
+});
+
+/** The run record's fields for these closed rounds (all of them summed up). */
+const closed = (rounds: FlRoundSummary[]): Pick<FlRunRecord, 'roundsDone' | 'recentRounds'> => ({
+  roundsDone: rounds.length,
+  recentRounds: rounds,
 });
 
 const run = (extra: Partial<FlRunRecord> = {}): FlRunRecord => ({
@@ -59,7 +64,7 @@ const run = (extra: Partial<FlRunRecord> = {}): FlRunRecord => ({
     startedAt: 10_000,
     tasksMs: 3,
   },
-  history: [round(1, 0.85), round(2, 0.9, { dropped: ['c'], received: ['a', 'b'] })],
+  ...closed([round(1, 0.85), round(2, 0.9, { dropped: 1, received: 2 })]),
   ...extra,
 });
 
@@ -83,8 +88,12 @@ describe('fl CLI', () => {
     expect(lines[3]).toBe('  accuracy: base 80.00% -> 90.00%  ▁▄█');
     expect(lines[4]).toBe('    round 1: 3/3 updates, accuracy 85.00%, 1.5 s');
     expect(lines[5]).toBe('    round 2: 2/3 updates (1 dropped), accuracy 90.00%, 1.5 s');
-    const many = run({ history: Array.from({ length: 8 }, (_, i) => round(i + 1, 0.8 + i / 100)) });
+    const many = run(closed(Array.from({ length: 8 }, (_, i) => round(i + 1, 0.8 + i / 100))));
     expect(flRunLines(many)).toContain('    (3 earlier rounds)');
+    // A long run's record sums up only its last rounds: the count still covers every round.
+    const long = run({ rounds: 1_000, roundsDone: 500, recentRounds: [round(499, 0.9), round(500, 0.91)] });
+    expect(flRunLines(long)).toContain('    (498 earlier rounds)');
+    expect(flRunLines(long)[1]).toBe('  rounds [##########----------] 500/1000');
     const failed = flRunLines(run({ state: 'failed', error: 'too few clients' }));
     expect(failed.at(-1)).toBe('  error: too few clients');
     expect(failed.some((l) => l.includes('> round'))).toBe(false);
@@ -95,7 +104,7 @@ describe('fl CLI', () => {
     const view = new FlRunView({ write: (t: string) => written.push(t), isTTY: false });
     view.show(run());
     view.show(run({ updatedAt: 5 }));
-    view.show(run({ history: [...run().history, round(3, 0.93)], current: undefined }));
+    view.show(run({ ...closed([...run().recentRounds, round(3, 0.93)]), current: undefined }));
     expect(written).toHaveLength(2);
     expect(written[1]).toMatch(/round 3\/10 \| last: 3 received, accuracy 93.00%/);
 

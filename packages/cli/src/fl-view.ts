@@ -1,12 +1,12 @@
 /**
  * How the CLI shows a federated training run: on a terminal a few lines redrawn in place (the run
  * with a bar of closed rounds, the round in progress with its clients and time left, the held-out
- * accuracy from the base through every round with a sparkline, the last rounds' clients, and the
+ * accuracy from the base through the last rounds with a sparkline, the last rounds' clients, and the
  * registered version or the error); elsewhere (a log, a pipe, CI) one line per change. And
  * {@link followFlRun}, which polls the admin API until the run ends.
  * @module
  */
-import type { FlRoundRecord, FlRunRecord } from '@infermesh/protocols';
+import type { FlRoundSummary, FlRunRecord } from '@infermesh/protocols';
 import type { ViewStream } from './rollout-view.js';
 
 /** Time between two polls while following a run (ms). */
@@ -24,15 +24,14 @@ export const flRunEnded = (run: FlRunRecord): boolean => run.state !== 'running'
 
 /** One line summing up a run (round k/R, the current round's clients, the last accuracy). */
 export function flRunLine(run: FlRunRecord): string {
-  const last = run.history.at(-1);
+  const last = run.recentRounds.at(-1);
   const current = run.current;
-  const parts = [`${run.id} ${run.state}`, `round ${run.history.length}/${run.rounds}`];
+  const parts = [`${run.id} ${run.state}`, `round ${run.roundsDone}/${run.rounds}`];
   if (current && !flRunEnded(run))
     parts.push(
       `round ${current.round}: ${current.accepted.length}/${current.selected.length} accepted (${current.phase})`,
     );
-  if (last)
-    parts.push(`last: ${last.received.length} received, accuracy ${percent(last.evaluation?.accuracy)}`);
+  if (last) parts.push(`last: ${last.received} received, accuracy ${percent(last.evaluation?.accuracy)}`);
   if (run.baseline) parts.push(`base accuracy ${percent(run.baseline.accuracy)}`);
   if (run.registeredVersion) parts.push(`registered ${run.model}@${run.registeredVersion}`);
   if (run.error) parts.push(`error: ${run.error}`);
@@ -49,22 +48,22 @@ export function sparkline(values: readonly number[]): string {
     .join('');
 }
 
-function roundLine(r: FlRoundRecord): string {
+function roundLine(r: FlRoundSummary): string {
   const extra = [
-    r.dropped.length > 0 ? `${r.dropped.length} dropped` : '',
-    r.rejected.length > 0 ? `${r.rejected.length} rejected` : '',
+    r.dropped > 0 ? `${r.dropped} dropped` : '',
+    r.rejected > 0 ? `${r.rejected} rejected` : '',
     r.attempts > 1 ? `${r.attempts} attempts` : '',
   ].filter((s) => s !== '');
   const seconds = ((r.closedAt - r.startedAt) / 1000).toFixed(1);
   return (
-    `    round ${r.round}: ${r.received.length}/${r.selected.length} updates` +
+    `    round ${r.round}: ${r.received}/${r.selected} updates` +
     `${extra.length > 0 ? ` (${extra.join(', ')})` : ''}, accuracy ${percent(r.evaluation?.accuracy)}, ${seconds} s`
   );
 }
 
 /** The progress lines of a run; `now` (ms since the epoch) gives the time left in a round. */
 export function flRunLines(run: FlRunRecord, now = Date.now()): string[] {
-  const done = run.history.length;
+  const done = run.roundsDone;
   const filled = Math.round((done / run.rounds) * BAR_WIDTH);
   const lines = [
     `${run.id}  ${run.model}@${run.baseVersion} -> ${run.resultVersion}  ${run.strategy}  ${run.state}`,
@@ -79,16 +78,16 @@ export function flRunLines(run: FlRunRecord, now = Date.now()): string[] {
         `${current.failure ? `; last attempt: ${current.failure}` : ''}`,
     );
   }
-  const accuracies = run.history.flatMap((r) => (r.evaluation ? [r.evaluation.accuracy] : []));
+  // The run record keeps the last rounds' summaries: the sparkline covers those.
+  const accuracies = run.recentRounds.flatMap((r) => (r.evaluation ? [r.evaluation.accuracy] : []));
   if (run.baseline || accuracies.length > 0) {
     const series = [...(run.baseline ? [run.baseline.accuracy] : []), ...accuracies];
     lines.push(
       `  accuracy: base ${percent(run.baseline?.accuracy)} -> ${percent(accuracies.at(-1))}  ${sparkline(series)}`,
     );
   }
-  const shown = run.history.slice(-ROUNDS_SHOWN);
-  if (run.history.length > shown.length)
-    lines.push(`    (${run.history.length - shown.length} earlier rounds)`);
+  const shown = run.recentRounds.slice(-ROUNDS_SHOWN);
+  if (done > shown.length) lines.push(`    (${done - shown.length} earlier rounds)`);
   lines.push(...shown.map(roundLine));
   if (run.registeredVersion) lines.push(`  registered ${run.model}@${run.registeredVersion}`);
   if (run.error) lines.push(`  error: ${run.error}`);

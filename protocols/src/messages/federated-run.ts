@@ -1,8 +1,9 @@
 /**
  * Federated training runs as the operator sees them (DESIGN.md section 9): the start request of
  * `POST /api/v1/fl/runs`, and the run record the coordinator keeps in `roundsBucket()` (settings,
- * state, the round in progress and the history of closed rounds). The per-round wire messages
- * (task, update, secure aggregation) are in `federated.ts`.
+ * state, the round in progress and a bounded summary of the closed rounds), each closed round's
+ * full record (its own key), and the run as the API answers it (the record with its last rounds in
+ * full). The per-round wire messages (task, update, secure aggregation) are in `federated.ts`.
  * @module
  */
 import { z } from 'zod';
@@ -17,6 +18,12 @@ export const MAX_FL_HELDOUT_EXAMPLES = 50_000;
 export const MAX_FL_ROUNDS = 10_000;
 /** Most clients of one round. */
 export const MAX_FL_CLIENTS_PER_ROUND = 10_000;
+/** Refused updates a round record lists (the rest are only counted): anyone can publish junk. */
+export const MAX_FL_REJECTED_LISTED = 100;
+/** Closed rounds summed up in the run record (each round's full record has its own key). */
+export const FL_RECENT_ROUNDS = 100;
+/** Closed rounds `GET /api/v1/fl/runs/{id}` answers in full (the newest). */
+export const FL_RUN_DETAIL_ROUNDS = 20;
 
 /** Hyper-parameters with defaults for a start request. */
 const startHyperparametersSchema = flHyperparametersSchema.extend({
@@ -105,7 +112,10 @@ export const flRoundRecordSchema = z.object({
   received: z.array(idSchema),
   /** Accepted agents with no valid update by the deadline (stragglers). */
   dropped: z.array(idSchema),
-  rejected: z.array(flRejectedUpdateSchema),
+  /** The first {@link MAX_FL_REJECTED_LISTED} refused updates. */
+  rejected: z.array(flRejectedUpdateSchema).max(MAX_FL_REJECTED_LISTED),
+  /** Every refused update, listed or not (absent in records written before the cap). */
+  rejectedCount: z.number().int().nonnegative().optional(),
   /** L2 norm of (new global - old global). */
   updateNorm: z.number().nonnegative(),
   /** Mean of the clients' reported training loss. */
@@ -146,6 +156,27 @@ export const flRoundRecordSchema = z.object({
 });
 export type FlRoundRecord = z.infer<typeof flRoundRecordSchema>;
 
+/**
+ * One closed round in a few numbers, independent of the number of clients: what the run record
+ * keeps of its last {@link FL_RECENT_ROUNDS} rounds (the CLI's progress view).
+ */
+export const flRoundSummarySchema = z.object({
+  round: z.number().int().min(1),
+  roundId: idSchema,
+  attempts: z.number().int().min(1),
+  selected: z.number().int().nonnegative(),
+  accepted: z.number().int().nonnegative(),
+  received: z.number().int().nonnegative(),
+  dropped: z.number().int().nonnegative(),
+  rejected: z.number().int().nonnegative(),
+  updateNorm: z.number().nonnegative(),
+  meanTrainLoss: z.number().nonnegative().optional(),
+  evaluation: flEvaluationSchema.optional(),
+  startedAt: epochMsSchema,
+  closedAt: epochMsSchema,
+});
+export type FlRoundSummary = z.infer<typeof flRoundSummarySchema>;
+
 /** The round in progress: enough for another coordinator to finish it after a restart. */
 export const flRoundInProgressSchema = z.object({
   round: z.number().int().min(1),
@@ -153,6 +184,11 @@ export const flRoundInProgressSchema = z.object({
   attempt: z.number().int().min(1),
   selected: z.array(idSchema),
   accepted: z.array(idSchema),
+  /**
+   * The example count each accepting agent announced in its task reply: its update may not claim
+   * more (absent in records written before the check).
+   */
+  acceptedExamples: z.record(z.string(), z.number().int().nonnegative()).optional(),
   /**
    * `tasking` (tasks being sent), `collecting` (waiting for updates), `failed` (the attempt did
    * not close; the next one starts afresh).
@@ -166,7 +202,12 @@ export const flRoundInProgressSchema = z.object({
 });
 export type FlRoundInProgress = z.infer<typeof flRoundInProgressSchema>;
 
-/** A run as stored in `roundsBucket()` and answered by `GET /api/v1/fl/runs/{id}`. */
+/**
+ * A run as stored in `roundsBucket()` under `run.<id>`: its settings, state, the round in progress
+ * and a bounded summary of the closed rounds, so the record stays small whatever the number of
+ * rounds and clients. Each closed round's full record has its own key (`flRunRoundKey`), written
+ * before `roundsDone` counts it.
+ */
 export const flRunRecordSchema = z.object({
   id: idSchema,
   model: modelNameSchema,
@@ -205,12 +246,25 @@ export const flRunRecordSchema = z.object({
    */
   strategyStateSha256: sha256HexSchema.optional(),
   current: flRoundInProgressSchema.optional(),
-  history: z.array(flRoundRecordSchema),
+  /** Closed rounds (the global weights are those of round `roundsDone`). */
+  roundsDone: z.number().int().nonnegative().default(0),
+  /** Summaries of the last closed rounds (at most {@link FL_RECENT_ROUNDS}), oldest first. */
+  recentRounds: z.array(flRoundSummarySchema).max(FL_RECENT_ROUNDS).default([]),
   /** The version registered from the final weights. */
   registeredVersion: modelVersionSchema.optional(),
   error: z.string().max(4096).optional(),
 });
 export type FlRunRecord = z.infer<typeof flRunRecordSchema>;
+
+/**
+ * `GET /api/v1/fl/runs/{id}` (and the answers of start and stop): the run record with the full
+ * records of its last closed rounds (at most {@link FL_RUN_DETAIL_ROUNDS}, oldest first);
+ * `GET /api/v1/fl/runs/{id}/rounds/{n}` gives any one round.
+ */
+export const flRunDetailSchema = flRunRecordSchema.extend({
+  history: z.array(flRoundRecordSchema).max(FL_RUN_DETAIL_ROUNDS),
+});
+export type FlRunDetail = z.infer<typeof flRunDetailSchema>;
 
 /** One row of `GET /api/v1/fl/runs`. */
 export const flRunSummarySchema = flRunRecordSchema.pick({

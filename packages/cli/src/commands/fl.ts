@@ -200,10 +200,12 @@ export function registerFl(program: Command): void {
       return;
     }
     process.stdout.write(`${flRunLine(run)}\n`);
-    for (const r of run.history) {
+    if (run.roundsDone > run.recentRounds.length)
+      process.stdout.write(`  (${run.roundsDone - run.recentRounds.length} earlier rounds)\n`);
+    for (const r of run.recentRounds) {
       process.stdout.write(
-        `  round ${r.round}: ${r.accepted.length} accepted, ${r.received.length} received, ${r.dropped.length} dropped, ` +
-          `${r.rejected.length} rejected, accuracy ${r.evaluation ? (r.evaluation.accuracy * 100).toFixed(2) : '-'}%\n`,
+        `  round ${r.round}: ${r.accepted} accepted, ${r.received} received, ${r.dropped} dropped, ` +
+          `${r.rejected} rejected, accuracy ${r.evaluation ? (r.evaluation.accuracy * 100).toFixed(2) : '-'}%\n`,
       );
     }
   });
