@@ -19,7 +19,8 @@ import { FleetRegistry, matchesSelector } from './fleet-registry.js';
 const logger = pino({ enabled: false });
 let nats: NatsServer;
 let conn: MeshConnection;
-let clock = 1_000_000;
+// Starts at the wall clock: replayed heartbeats are judged by the stream's own timestamps.
+let clock = Date.now();
 const now = (): number => clock;
 
 function heartbeat(agentId: string, labels: Record<string, string> = {}): AgentHeartbeat {
@@ -164,24 +165,28 @@ describe('FleetRegistry', () => {
     const seen: number[] = [];
     fleet.onHeartbeat((hb) => seen.push(hb.at));
     const send = (hb: AgentHeartbeat, key?: KeyObject): Promise<void> => publish(hb, hb.agentId, key);
+    const base = clock;
     const rejected = fleet.rejectedHeartbeats;
-    await send({ ...heartbeat('ag-signed'), at: 100 }); // unsigned
-    await send({ ...heartbeat('ag-signed'), at: 101 }, generateKeyPairSync('ed25519').privateKey); // someone else's key
-    await send({ ...heartbeat('stranger'), at: 102 }); // not enrolled
-    await send({ ...heartbeat('ag-signed'), at: 103 }, privateKey);
-    await until(() => seen.includes(103));
+    await send({ ...heartbeat('ag-signed'), at: base + 100 }); // unsigned
+    await send({ ...heartbeat('ag-signed'), at: base + 101 }, generateKeyPairSync('ed25519').privateKey); // someone else's key
+    await send({ ...heartbeat('stranger'), at: base + 102 }); // not enrolled
+    await send({ ...heartbeat('ag-signed'), at: base + 103 }, privateKey);
+    await until(() => seen.includes(base + 103));
     expect(fleet.rejectedHeartbeats - rejected).toBe(3);
     expect(fleet.get('stranger')).toBeUndefined();
-    // A replayed older (validly signed) heartbeat does not roll the agent back.
-    await send({ ...heartbeat('ag-signed'), at: 50 }, privateKey);
-    await send({ ...heartbeat('ag-signed'), at: 104 }, privateKey);
-    await until(() => seen.includes(104));
-    expect(seen).toEqual([103, 104]);
+    // A replayed (validly signed) heartbeat, or an older one, is not taken again, and one far off
+    // the coordinator's clock is refused.
+    await send({ ...heartbeat('ag-signed'), at: base + 103 }, privateKey);
+    await send({ ...heartbeat('ag-signed'), at: base + 50 }, privateKey);
+    await send({ ...heartbeat('ag-signed'), at: base + 86_400_000 }, privateKey);
+    await send({ ...heartbeat('ag-signed'), at: base + 104 }, privateKey);
+    await until(() => seen.includes(base + 104));
+    expect(seen).toEqual([base + 103, base + 104]);
     await fleet.stop();
     // A restarted registry checks the stored heartbeats' signatures too.
     const again = new FleetRegistry({ connection: conn, logger, now, requireEnrollment: true });
     await again.start();
-    expect(again.get('ag-signed')?.heartbeat?.at).toBe(104);
+    expect(again.get('ag-signed')?.heartbeat?.at).toBe(base + 104);
     await again.stop();
   });
 

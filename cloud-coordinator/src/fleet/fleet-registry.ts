@@ -56,6 +56,9 @@ export interface FleetRegistryOptions {
   readonly requireEnrollment?: boolean;
 }
 
+/** Least window a signed heartbeat's clock may differ from the coordinator's by. */
+const MIN_FRESHNESS_MS = 60_000;
+
 /** Which agents {@link FleetRegistry.list} and {@link FleetRegistry.page} return. */
 export interface FleetQuery {
   /** Every key must be present with the same value. */
@@ -96,6 +99,8 @@ export class FleetRegistry {
   readonly #replicas: number;
   readonly #records: FleetRecords;
   readonly #requireEnrollment: boolean;
+  /** How far a signed heartbeat's `at` may be from the coordinator's clock. */
+  readonly #freshnessMs: number;
   /** Live heartbeats wait here and are checked in short slices (see heartbeat-intake.ts). */
   readonly #intake = new HeartbeatIntake({
     process: (h) => void this.#accept(h.subject, h.data, h.receivedAt, h.signature),
@@ -118,6 +123,7 @@ export class FleetRegistry {
     this.#now = options.now ?? Date.now;
     this.#replicas = options.replicas ?? 1;
     this.#requireEnrollment = options.requireEnrollment ?? false;
+    this.#freshnessMs = Math.max(2 * this.#staleAfterMs, MIN_FRESHNESS_MS);
     this.#records = new FleetRecords({
       connection: this.#connection,
       logger: this.#logger,
@@ -163,6 +169,8 @@ export class FleetRegistry {
     await replayLastHeartbeats(this.#connection, (subject, data, receivedAt, signature) =>
       this.#accept(subject, data, receivedAt, signature),
     );
+    // Live heartbeats queued meanwhile are checked now that every record is known.
+    this.#intake.resume();
     this.#logger.info(
       { agents: this.size, enrolled: this.#records.size, heartbeats: this.#heartbeats.size },
       'fleet registry ready',
@@ -326,8 +334,19 @@ export class FleetRegistry {
     }
     const known = this.#heartbeats.get(heartbeat.agentId);
     if (known && known.receivedAt > receivedAt) return false;
-    // A replayed older heartbeat (validly signed once) must not roll counters back.
-    if (known && record && heartbeat.at < known.heartbeat.at) return false;
+    if (record) {
+      // A signed heartbeat is taken once and only while fresh: a replay (same or older `at`) must
+      // not keep a silent agent online or roll its counters back, and a far-future `at` must not
+      // lock the agent's genuine heartbeats out.
+      if (Math.abs(heartbeat.at - receivedAt) > this.#freshnessMs) {
+        this.#reject(
+          subject,
+          `heartbeat of ${heartbeat.agentId} is ${heartbeat.at - receivedAt} ms off the coordinator's clock`,
+        );
+        return false;
+      }
+      if (known && heartbeat.at <= known.heartbeat.at) return false;
+    }
     if (!known && !this.#records.has(heartbeat.agentId)) this.#sortedIds = undefined;
     this.#heartbeats.set(heartbeat.agentId, { heartbeat, receivedAt });
     for (const listener of this.#listeners) {

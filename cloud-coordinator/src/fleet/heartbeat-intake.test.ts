@@ -27,6 +27,10 @@ describe('HeartbeatIntake', () => {
       sliceMs: 4,
     });
     for (let i = 0; i < 40; i++) intake.push(received(i));
+    // Nothing is processed until the intake is resumed.
+    await new Promise((r) => setImmediate(r));
+    expect(processed).toEqual([]);
+    intake.resume();
     // A timer queued now runs while the burst is still being worked through.
     const seenByTimer = await new Promise<number>((resolve) =>
       setTimeout(() => resolve(processed.length), 0),
@@ -41,6 +45,7 @@ describe('HeartbeatIntake', () => {
     const intake = new HeartbeatIntake({ process: (h) => processed.push(h.receivedAt), maxPending: 10 });
     for (let i = 0; i < 25; i++) intake.push(received(i));
     expect(intake.dropped).toBe(15);
+    intake.resume();
     while (intake.pending > 0) await new Promise((r) => setImmediate(r));
     expect(processed).toEqual(Array.from({ length: 10 }, (_, i) => i + 15));
     intake.close();

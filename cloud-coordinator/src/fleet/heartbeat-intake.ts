@@ -34,6 +34,8 @@ export class HeartbeatIntake {
   #head = 0;
   #scheduled = false;
   #closed = false;
+  /** Held until {@link resume}: nothing is checked before the fleet records are loaded. */
+  #paused = true;
   /** Heartbeats dropped because too many were waiting. */
   dropped = 0;
 
@@ -55,10 +57,22 @@ export class HeartbeatIntake {
       this.dropped += 1;
     }
     this.#queue.push(heartbeat);
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      setImmediate(() => this.#drain());
-    }
+    this.#schedule();
+  }
+
+  /**
+   * Starts processing (heartbeats pushed before wait): the registry resumes once it knows which
+   * agents are enrolled, so none is judged without its record.
+   */
+  resume(): void {
+    this.#paused = false;
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#paused || this.pending === 0) return;
+    this.#scheduled = true;
+    setImmediate(() => this.#drain());
   }
 
   /** Stops taking and processing heartbeats; those waiting are discarded. */
@@ -84,9 +98,6 @@ export class HeartbeatIntake {
       this.#queue = this.#queue.slice(this.#head);
       this.#head = 0;
     }
-    if (this.pending > 0 && !this.#closed) {
-      this.#scheduled = true;
-      setImmediate(() => this.#drain());
-    }
+    if (!this.#closed) this.#schedule();
   }
 }

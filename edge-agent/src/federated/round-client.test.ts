@@ -44,7 +44,7 @@ import type { ModelsDir, NatsServer } from '../../../test/harness/index.js';
 import { waitUntil } from '../../../test/harness/registry.js';
 import { Agent } from '../agent.js';
 import { agentConfigSchema } from '../config/agent-config.js';
-import { float32, littleEndianBytes } from './round-client.js';
+import { float32, littleEndianBytes, supersedes } from './round-client.js';
 
 const AGENT_ID = 'fl-agent-1';
 const EXAMPLES = 120;
@@ -366,5 +366,17 @@ describe('federated round client', () => {
     } finally {
       up.unsubscribe();
     }
+  });
+});
+
+describe('supersedes', () => {
+  const base = { runId: 'r', roundId: 'r-r2', round: 2, deadlineAt: 1_000 } as FlRoundTask;
+  it('takes only a later round, or a later attempt of the same round, of the same run', () => {
+    expect(supersedes({ ...base, roundId: 'r-r3', round: 3 }, base)).toBe(true);
+    expect(supersedes({ ...base, roundId: 'r-r2-a2', deadlineAt: 2_000 }, base)).toBe(true);
+    expect(supersedes({ ...base, roundId: 'r-r1', round: 1, deadlineAt: 5_000 }, base)).toBe(false);
+    expect(supersedes({ ...base, roundId: 'r-r2-a0', deadlineAt: 500 }, base)).toBe(false);
+    expect(supersedes({ ...base, runId: 'other', roundId: 'other-r9', round: 9 }, base)).toBe(false);
+    expect(supersedes(base, base)).toBe(false);
   });
 });

@@ -55,6 +55,12 @@ export interface RoundClientOptions {
   readonly signer?: MessageSigner | undefined;
 }
 
+/** True when `next` is a later round, or a later attempt of the round, of `current`'s run. */
+export function supersedes(next: FlRoundTask, current: FlRoundTask): boolean {
+  if (next.runId !== current.runId || next.roundId === current.roundId) return false;
+  return next.round > current.round || (next.round === current.round && next.deadlineAt > current.deadlineAt);
+}
+
 /** Subscribes to round tasks and runs them, one at a time. */
 export class RoundClient {
   readonly #o: RoundClientOptions;
@@ -132,10 +138,12 @@ export class RoundClient {
       answer({ accepted: false, examples: 0, reason: `${reason}: ${detail}`.slice(0, 256) });
     };
 
+    if (task.deadlineAt <= this.#now()) return refuse('deadline-passed', 'the round deadline has passed');
     // A newer round or attempt of the same run supersedes the one training: the aggregator has
-    // given that one up (too few clients, a restart), so its result would be dropped anyway.
+    // given that one up (too few clients, a restart), so its result would be dropped anyway. A later
+    // round, or the same round with a later deadline (a new attempt), is newer; anything else waits.
     const current = this.#current;
-    if (this.#busy && current && current.task.runId === task.runId && current.task.roundId !== task.roundId) {
+    if (this.#busy && current && supersedes(task, current.task)) {
       this.#log.info(
         { previous: current.task.roundId, roundId: task.roundId },
         'a newer attempt of the run supersedes the round in training',
@@ -144,7 +152,6 @@ export class RoundClient {
       await this.#running;
     }
     if (this.#busy) return refuse('busy', 'a round is already training');
-    if (task.deadlineAt <= this.#now()) return refuse('deadline-passed', 'the round deadline has passed');
     this.#busy = true;
     let prepared;
     try {
