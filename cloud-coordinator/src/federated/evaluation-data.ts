@@ -4,7 +4,7 @@
  * the run over evaluates on exactly the same data.
  * @module
  */
-import { labelledExampleSchema, parseOrThrow } from '@infermesh/protocols';
+import { formatExampleLine, invalidInput, parseExampleLines } from '@infermesh/protocols';
 import type { LabelledExample } from '@infermesh/protocols';
 import type { ArtifactStore } from '@infermesh/mesh-client';
 
@@ -13,7 +13,7 @@ export async function storeEvaluationData(
   artifacts: ArtifactStore,
   examples: readonly LabelledExample[],
 ): Promise<string> {
-  const text = examples.map((e) => JSON.stringify(e)).join('\n');
+  const text = examples.map(formatExampleLine).join('');
   return (await artifacts.putBytes(new TextEncoder().encode(text))).artifact.sha256;
 }
 
@@ -23,8 +23,8 @@ export async function loadEvaluationData(
   sha256: string,
 ): Promise<LabelledExample[]> {
   const text = new TextDecoder().decode(await artifacts.readAll(sha256));
-  return text
-    .split('\n')
-    .filter((line) => line.length > 0)
-    .map((line, i) => parseOrThrow(labelledExampleSchema, JSON.parse(line), `held-out example ${i + 1}`));
+  const { examples, invalid } = parseExampleLines(text);
+  const bad = invalid[0];
+  if (bad) throw invalidInput(`stored held-out example ${bad.line} is ${bad.reason}`);
+  return examples;
 }

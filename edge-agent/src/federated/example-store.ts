@@ -15,7 +15,7 @@ import { mkdir, open, readFile, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
-import { labelledExampleSchema } from '@infermesh/protocols';
+import { formatExampleLine, parseExampleLines } from '@infermesh/protocols';
 import type { LabelledExample } from '@infermesh/protocols';
 
 /** Suffix of each model's feedback file. */
@@ -35,23 +35,6 @@ export interface AppendResult {
   readonly accepted: number;
   readonly stored: number;
   readonly dropped: number;
-}
-
-/** Parses JSONL text into valid examples, counting the lines that are not. */
-export function parseExampleLines(text: string): { examples: LabelledExample[]; invalid: number } {
-  const examples: LabelledExample[] = [];
-  let invalid = 0;
-  for (const line of text.split('\n')) {
-    if (line.trim() === '') continue;
-    try {
-      const parsed = labelledExampleSchema.safeParse(JSON.parse(line));
-      if (parsed.success) examples.push(parsed.data);
-      else invalid += 1;
-    } catch {
-      invalid += 1;
-    }
-  }
-  return { examples, invalid };
 }
 
 async function countLines(path: string): Promise<number> {
@@ -103,7 +86,7 @@ export class ExampleStore {
     return this.#serialised(model, async () => {
       const cap = this.#o.maxExamplesPerModel;
       const before = await this.#count(model);
-      const lines = examples.map((e) => `${JSON.stringify({ inputs: e.inputs, label: e.label })}\n`);
+      const lines = examples.map(formatExampleLine);
       await mkdir(this.#o.dir, { recursive: true });
       const path = this.feedbackFile(model);
       if (before + lines.length <= cap) {
@@ -158,8 +141,12 @@ export class ExampleStore {
     const examples: LabelledExample[] = [];
     for (const path of sources) {
       const parsed = parseExampleLines(await readText(path));
-      if (parsed.invalid > 0)
-        this.#log.warn({ model, path, invalid: parsed.invalid }, 'skipped invalid example lines');
+      if (parsed.invalid.length > 0) {
+        this.#log.warn(
+          { model, path, invalid: parsed.invalid.length, first: parsed.invalid[0] },
+          'skipped invalid example lines',
+        );
+      }
       examples.push(...parsed.examples);
     }
     return examples;

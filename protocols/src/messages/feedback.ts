@@ -48,3 +48,44 @@ export const feedbackResponseSchema = z.object({
   dropped: z.number().int().nonnegative(),
 });
 export type FeedbackResponse = z.infer<typeof feedbackResponseSchema>;
+
+/** One line of an examples text that is not a valid example: its 1-based number and why. */
+export interface InvalidExampleLine {
+  readonly line: number;
+  readonly reason: string;
+}
+
+/**
+ * Parses examples written one JSON object per line (training files, the agent's feedback store,
+ * an operator's held-out data): blank lines are skipped, every other line is validated with
+ * {@link labelledExampleSchema}; bad lines are reported, not thrown, so each caller decides.
+ */
+export function parseExampleLines(text: string): {
+  examples: LabelledExample[];
+  invalid: InvalidExampleLine[];
+} {
+  const examples: LabelledExample[] = [];
+  const invalid: InvalidExampleLine[] = [];
+  for (const [i, line] of text.split('\n').entries()) {
+    if (line.trim() === '') continue;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch (err) {
+      invalid.push({ line: i + 1, reason: `not JSON: ${(err as Error).message}` });
+      continue;
+    }
+    const parsed = labelledExampleSchema.safeParse(value);
+    if (parsed.success) examples.push(parsed.data);
+    else {
+      const detail = z.prettifyError(parsed.error).replace(/\n/g, '; ');
+      invalid.push({ line: i + 1, reason: `not a labelled example: ${detail}` });
+    }
+  }
+  return { examples, invalid };
+}
+
+/** One example as its JSON line (with the newline), the inverse of {@link parseExampleLines}. */
+export function formatExampleLine(example: LabelledExample): string {
+  return `${JSON.stringify({ inputs: example.inputs, label: example.label })}\n`;
+}

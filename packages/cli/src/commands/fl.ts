@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { CommanderError } from 'commander';
 import type { Command } from 'commander';
-import { invalidInput, labelledExampleSchema, parseOrThrow } from '@infermesh/protocols';
+import { invalidInput, parseExampleLines } from '@infermesh/protocols';
 import type { FlRunRecord, FlRunStartRequest, LabelledExample } from '@infermesh/protocols';
 import { AdminClient } from '../admin-client.js';
 import type { AdminConnectionFlags } from '../admin-client.js';
@@ -42,18 +42,9 @@ function strategyOptions(pairs: readonly string[]): Record<string, number> {
 
 /** Held-out examples from a JSON-lines file; INVALID_INPUT naming the first bad line. */
 export async function readExamples(path: string): Promise<LabelledExample[]> {
-  const text = await readFile(path, 'utf8');
-  const examples: LabelledExample[] = [];
-  for (const [i, line] of text.split('\n').entries()) {
-    if (line.trim() === '') continue;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch (err) {
-      throw invalidInput(`${path} line ${i + 1} is not JSON: ${(err as Error).message}`);
-    }
-    examples.push(parseOrThrow(labelledExampleSchema, value, `${path} line ${i + 1}`));
-  }
+  const { examples, invalid } = parseExampleLines(await readFile(path, 'utf8'));
+  const bad = invalid[0];
+  if (bad) throw invalidInput(`${path} line ${bad.line} is ${bad.reason}`);
   if (examples.length === 0) throw invalidInput(`${path} holds no examples`);
   return examples;
 }
