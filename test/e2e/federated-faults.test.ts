@@ -17,6 +17,7 @@ import {
   loadFlData,
   startFlMesh,
   waitForRun,
+  waitForRunEnd,
 } from './federated-support.js';
 
 const CLIENTS = 5;
@@ -99,12 +100,7 @@ describe('federated run across a nats-server restart', () => {
     await sleep(OUTAGE_MS);
     await mesh.nats.restart();
 
-    const run = await waitForRun(
-      () => mesh.admin,
-      started.id,
-      (r) => r.state !== 'running',
-      60_000,
-    );
+    const run = await waitForRunEnd(() => mesh.admin, started.id, 60_000);
     expect(run.state, run.error).toBe('succeeded');
     expect(run.history).toHaveLength(3);
     const round2 = run.history[1]!;
@@ -135,12 +131,7 @@ describe('federated run across a nats-server restart', () => {
     await mesh.nats.restart();
     expect(Date.now()).toBeGreaterThan(progress.deadlineAt);
 
-    const run = await waitForRun(
-      () => mesh.admin,
-      started.id,
-      (r) => r.state !== 'running',
-      60_000,
-    );
+    const run = await waitForRunEnd(() => mesh.admin, started.id, 60_000);
     expect(run.state, run.error).toBe('succeeded');
     const round2 = run.history[1]!;
     expect(round2.roundId).toBe(progress.roundId);
@@ -171,12 +162,7 @@ describe('federated run across a nats-server restart', () => {
     release();
     await mesh.restartCoordinator();
 
-    const run = await waitForRun(
-      () => mesh.admin,
-      started.id,
-      (r) => r.state !== 'running',
-      60_000,
-    );
+    const run = await waitForRunEnd(() => mesh.admin, started.id, 60_000);
     expect(run.state, run.error).toBe('succeeded');
     const [round1, round2, round3] = run.history;
     expect(round2!.roundId).toBe(progress.roundId);

@@ -22,7 +22,7 @@ import {
   asLabelled,
   loadFlData,
   startFlMesh,
-  waitForRun,
+  waitForRunEnd,
 } from './federated-support.js';
 
 const AGENTS = 3;
@@ -98,12 +98,7 @@ describe('client-side differential privacy with agent processes', () => {
       evaluationExamples: asLabelled(data.heldout),
       seed: 5,
     })) as FlRunDetail;
-    const run = await waitForRun(
-      () => mesh.admin,
-      started.id,
-      (r) => r.state !== 'running',
-      90_000,
-    );
+    const run = await waitForRunEnd(() => mesh.admin, started.id, 90_000);
     expect(run.state, run.error).toBe('succeeded');
     expect(run.history).toHaveLength(2);
     expect(run.registeredVersion).toBe(run.resultVersion);

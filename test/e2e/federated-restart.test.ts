@@ -13,6 +13,7 @@ import {
   loadFlData,
   startFlMesh,
   waitForRun,
+  waitForRunEnd,
 } from './federated-support.js';
 
 let data: FlData;
@@ -71,12 +72,7 @@ describe('federated run across a coordinator crash', () => {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     await mesh.restartCoordinator();
-    const run = await waitForRun(
-      () => mesh.admin,
-      started.id,
-      (r) => r.state !== 'running',
-      60_000,
-    );
+    const run = await waitForRunEnd(() => mesh.admin, started.id, 60_000);
     expect(run.state, run.error).toBe('succeeded');
     const round2 = run.history[1]!;
     expect(round2.roundId).toBe(roundId);

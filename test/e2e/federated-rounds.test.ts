@@ -24,7 +24,7 @@ import {
   asLabelled,
   loadFlData,
   startFlMesh,
-  waitForRun,
+  waitForRunEnd,
 } from './federated-support.js';
 import { modelStatus } from './sync-support.js';
 import { runCli } from './rollout-support.js';
@@ -77,12 +77,7 @@ async function runTraining(
     resultVersion,
     seed: 7,
   })) as FlRunDetail;
-  return waitForRun(
-    () => mesh.admin,
-    started.id,
-    (r) => r.state !== 'running',
-    rounds * ROUND_TIMEOUT_MS,
-  );
+  return waitForRunEnd(() => mesh.admin, started.id, rounds * ROUND_TIMEOUT_MS);
 }
 
 beforeAll(async () => {

@@ -23,7 +23,7 @@ import {
   asLabelled,
   loadFlData,
   startFlMesh,
-  waitForRun,
+  waitForRunEnd,
 } from './federated-support.js';
 
 const AGENTS = 5;
@@ -58,12 +58,7 @@ async function runOneRound(options: {
     secure: options.secure,
     seed: options.seed,
   })) as FlRunDetail;
-  return waitForRun(
-    () => mesh.admin,
-    started.id,
-    (r) => r.state !== 'running',
-    4 * options.roundTimeoutMs,
-  );
+  return waitForRunEnd(() => mesh.admin, started.id, 4 * options.roundTimeoutMs);
 }
 
 /** The trainable tensors of a registered version, from the registry's artifact. */
@@ -240,12 +235,7 @@ describe('secure aggregation in federated runs', () => {
       watch.unsubscribe();
     }
     await mesh.restartCoordinator();
-    const run = await waitForRun(
-      () => mesh.admin,
-      runId,
-      (r) => r.state !== 'running',
-      4 * roundTimeoutMs,
-    );
+    const run = await waitForRunEnd(() => mesh.admin, runId, 4 * roundTimeoutMs);
     expect(run.state, run.error).toBe('succeeded');
     const round = run.history[0]!;
     // The interrupted attempt's key exchange died with its coordinator: the round ran again.

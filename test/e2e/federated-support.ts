@@ -143,6 +143,11 @@ export async function startFlMesh(baseBytes: Uint8Array): Promise<FlMesh> {
   return mesh;
 }
 
+/** Polls a run until it has ended (any state but `running`). */
+export function waitForRunEnd(admin: () => AdminApi, runId: string, timeoutMs: number): Promise<FlRunDetail> {
+  return waitForRunEnd(admin, runId, timeoutMs);
+}
+
 /** Polls a run until `done` holds for its record (or the time is up). */
 export async function waitForRun(
   admin: () => AdminApi,

@@ -16,6 +16,7 @@ import {
   startRolloutMesh,
   waitRollout,
   waitServing,
+  rolloutEnded,
 } from './rollout-support.js';
 import type { RolloutMesh } from './rollout-support.js';
 
@@ -36,7 +37,6 @@ afterAll(async () => {
   await mesh?.dispose();
 });
 
-const final = (r: Rollout): boolean => r.state !== 'running' && r.state !== 'paused';
 const coordinatorOf = (holder: string | undefined): string => (holder ?? '').split('/')[0] as string;
 
 /** Starts a rollout of `version` baking 2.5 s per step, and waits until its second step began. */
@@ -87,7 +87,7 @@ describe('rollouts across coordinator failures', () => {
     expect(midway.events.filter((e) => e.type === 'driver')).toHaveLength(1);
     await mesh.coordinators.get(driver)?.process.kill();
 
-    const done = await waitRollout(mesh, midway.id, final, 'the rollout to finish after the takeover');
+    const done = await waitRollout(mesh, midway.id, rolloutEnded, 'the rollout to finish after the takeover');
     expect(done.state).toBe('succeeded');
     const takeovers = expectOneDriverAtATime(done.events);
     expect(takeovers.map((e) => coordinatorOf(e.driver))).toEqual([driver, driver === 'c-a' ? 'c-b' : 'c-a']);
@@ -104,7 +104,7 @@ describe('rollouts across coordinator failures', () => {
     const stepAtKill = midway.step;
     await mesh.startCoordinator(survivor);
 
-    const done = await waitRollout(mesh, midway.id, final, 'the resumed rollout to finish');
+    const done = await waitRollout(mesh, midway.id, rolloutEnded, 'the resumed rollout to finish');
     expect(done.state).toBe('succeeded');
     const takeovers = expectOneDriverAtATime(done.events);
     // The restarted process is a new holder that waited for its former life's lease.

@@ -21,6 +21,7 @@ import {
   stepAgents,
   waitRollout,
   waitServing,
+  rolloutEnded,
 } from './rollout-support.js';
 import type { RolloutMesh } from './rollout-support.js';
 
@@ -35,7 +36,6 @@ afterAll(async () => {
   await mesh?.dispose();
 });
 
-const final = (r: Rollout): boolean => r.state !== 'running' && r.state !== 'paused';
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** `infermesh rollout <args> --url <coordinator> --token <admin>`, expected to succeed. */
@@ -88,7 +88,7 @@ describe('steering rollouts with the CLI', () => {
     }
 
     expect(await rolloutCli('resume', started.id)).toMatch(new RegExp(`${started.id}: running \\(\\w+\\)`));
-    const done = await waitRollout(mesh, started.id, final, 'the resumed rollout to finish');
+    const done = await waitRollout(mesh, started.id, rolloutEnded, 'the resumed rollout to finish');
     expect(done.state).toBe('succeeded');
     expect(done.events.map((e) => e.type)).toEqual(
       expect.arrayContaining(['paused', 'resumed', 'succeeded']),
@@ -100,7 +100,7 @@ describe('steering rollouts with the CLI', () => {
     await waitServing(mesh, mesh.agentIds, '2');
 
     expect(await rolloutCli('rollback', started.id)).toContain(`${started.id}: running (rolling_back)`);
-    const back = await waitRollout(mesh, started.id, final, 'the rollback to finish');
+    const back = await waitRollout(mesh, started.id, rolloutEnded, 'the rollback to finish');
     expect(back.state).toBe('rolled_back');
     expect(back.steps.map((s) => s.counts.restored)).toEqual([1, 2]);
     expect(
@@ -211,6 +211,8 @@ describe('one live rollout per model', () => {
       bakeMs: 0,
     });
     expect(next.id).not.toBe(winner);
-    expect((await waitRollout(mesh, next.id, final, 'the next rollout to finish')).state).toBe('succeeded');
+    expect((await waitRollout(mesh, next.id, rolloutEnded, 'the next rollout to finish')).state).toBe(
+      'succeeded',
+    );
   });
 });

@@ -37,6 +37,9 @@ import { AdminApi, collectHeartbeats, startAgentProcess } from './sync-support.j
 import type { AgentProcess, HeartbeatCollector } from './sync-support.js';
 
 /** The model every rollout test moves. */
+/** True once a rollout has ended (neither running nor paused). */
+export const rolloutEnded = (r: Rollout): boolean => r.state !== 'running' && r.state !== 'paused';
+
 export const MODEL = 'ro';
 /** Width of its FP32 input `features`. */
 const WIDTH = 16;

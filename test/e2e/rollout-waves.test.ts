@@ -25,6 +25,7 @@ import {
   stepAgents,
   waitRollout,
   waitServing,
+  rolloutEnded,
 } from './rollout-support.js';
 import type { RolloutMesh } from './rollout-support.js';
 
@@ -46,7 +47,6 @@ afterAll(async () => {
   await mesh?.dispose();
 });
 
-const final = (r: Rollout): boolean => r.state !== 'running' && r.state !== 'paused';
 const canaryOf = (r: Rollout): Promise<string[]> => stepAgents(mesh, r.id, 0);
 
 /** Checks that no agent outside the canary ever had `version` as its desired value. */
@@ -115,7 +115,7 @@ describe('staged rollouts across ten agents', () => {
       bakeMs: 1_000,
       readyTimeoutMs: 20_000,
     });
-    const done = await waitRollout(mesh, started.id, final, 'the self-test rollout to finish');
+    const done = await waitRollout(mesh, started.id, rolloutEnded, 'the self-test rollout to finish');
     expect(done.state).toBe('rolled_back');
     expect(done.lastGate?.verdict).toBe('fail');
     expect(done.reason).toMatch(/failed to load: self-test-failed/);
@@ -142,7 +142,7 @@ describe('staged rollouts across ten agents', () => {
         maxErrorRate: 0.05,
         readyTimeoutMs: 20_000,
       });
-      const done = await waitRollout(mesh, started.id, final, 'the error-rate rollout to finish');
+      const done = await waitRollout(mesh, started.id, rolloutEnded, 'the error-rate rollout to finish');
       expect(done.state).toBe('rolled_back');
       expect(done.lastGate).toMatchObject({ verdict: 'fail', step: 0 });
       expect(done.lastGate?.cohort.errorRate).toBeGreaterThan(0.05);

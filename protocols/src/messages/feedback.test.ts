@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { formatExampleLine, parseExampleLines } from './feedback.js';
+import type { LabelledExample } from './feedback.js';
 
 describe('example lines', () => {
   it('round-trips examples and reports each bad line by number', () => {
-    const good = [
+    const good: LabelledExample[] = [
       { inputs: { text: 'win a prize' }, label: 1 },
       { inputs: { x: [1, 2, 3] }, label: 0 },
     ];
