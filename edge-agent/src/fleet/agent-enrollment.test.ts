@@ -8,12 +8,7 @@ import type { AgentConfigInput } from '../config/agent-config.js';
 import { freePort, startNatsServer } from '../../../test/harness/index.js';
 import type { NatsServer } from '../../../test/harness/index.js';
 import { createIdentity, isEnrolled, readIdentity, writeIdentity } from './agent-identity.js';
-import {
-  configWithIdentity,
-  identityFileOf,
-  resolveAgentIdentity,
-  withoutCredentials,
-} from './agent-enrollment.js';
+import { configWithIdentity, identityFileOf, resolveAgentIdentity } from './agent-enrollment.js';
 
 const logger = pino({ enabled: false });
 const TOKEN = `imt_${'0'.repeat(16)}_${'1'.repeat(64)}`;
@@ -140,13 +135,5 @@ describe('agent enrollment at start-up', () => {
         resolveAgentIdentity(config, { logger, enrollTimeoutMs: 500, retry: FAST_RETRY }),
       ).rejects.toMatchObject({ code: 'UNAVAILABLE', message: /no coordinator answers/ });
     });
-  });
-});
-
-describe('withoutCredentials', () => {
-  it('keeps credentials out of logged NATS URLs', () => {
-    expect(withoutCredentials('nats://alice:s3cret@hub:4222')).toBe('nats://***@hub:4222');
-    expect(withoutCredentials('nats://hub:4222,tls://t0ken@b:4222')).toBe('nats://hub:4222,tls://***@b:4222');
-    expect(withoutCredentials('nats://hub:4222')).toBe('nats://hub:4222');
   });
 });

@@ -9,6 +9,7 @@
  * @module
  */
 import type { Logger } from 'pino';
+import { withoutCredentials } from '@infermesh/mesh-client';
 import { hostnameId } from '@infermesh/config';
 import { ErrorCode, InferMeshError } from '@infermesh/protocols';
 import type { AgentHardware, Labels } from '@infermesh/protocols';
@@ -122,11 +123,6 @@ export function configWithIdentity(config: AgentConfig, fleet: AgentFleetIdentit
   if (fleet.type === 'unenrolled') return config;
   const labels: Labels = { ...config.labels, ...fleet.identity.enrollment.labels };
   return Object.freeze({ ...config, id: fleet.identity.enrollment.agentId, labels });
-}
-
-/** A NATS URL fit for a log line: any `user:password@` part replaced. */
-export function withoutCredentials(url: string): string {
-  return url.replace(/\/\/[^/@]*@/g, '//***@');
 }
 
 /** A configured id (other than the hostname default) must be the enrolled one. */

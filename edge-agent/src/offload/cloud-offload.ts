@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ErrorCode, InferMeshError } from '@infermesh/protocols';
 import type { InferenceParameters, ModelManifest, WireTensor } from '@infermesh/protocols';
-import { MeshClient, connectMesh } from '@infermesh/mesh-client';
+import { MeshClient, connectMesh, withoutCredentials } from '@infermesh/mesh-client';
 import type { MeshConnection } from '@infermesh/mesh-client';
 import { CircuitBreaker } from './circuit-breaker.js';
 import type { BreakerState } from './circuit-breaker.js';
@@ -193,7 +193,7 @@ export class CloudOffload {
         }
         this.#connection = connection;
         this.#client = new MeshClient(connection, { logger: this.#options.logger });
-        this.#log.info({ nats: this.#options.natsUrl }, 'connected to the cloud');
+        this.#log.info({ nats: withoutCredentials(this.#options.natsUrl) }, 'connected to the cloud');
         for (const listener of this.#connectedListeners) listener(connection);
         this.#connectedListeners.clear();
         return;

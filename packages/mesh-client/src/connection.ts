@@ -158,6 +158,11 @@ class NatsMeshConnection implements MeshConnection {
   }
 }
 
+/** A NATS URL (or comma-separated list) fit for a log line: any `user:password@` part replaced. */
+export function withoutCredentials(url: string): string {
+  return url.replace(/\/\/[^/@]*@/g, '//***@');
+}
+
 /**
  * Connects to the mesh's NATS server(s) and resolves once connected. Afterwards the connection
  * reconnects forever; {@link MeshConnection.state} says whether it is up.
@@ -171,7 +176,7 @@ export async function connectMesh(
 ): Promise<MeshConnection> {
   const logger = (options.logger ?? pino({ enabled: false })).child({ component: 'mesh.connection' });
   const serverList = typeof servers === 'string' ? servers.split(',').map((s) => s.trim()) : [...servers];
-  logger.debug({ servers: serverList }, 'connecting to NATS');
+  logger.debug({ servers: serverList.map(withoutCredentials) }, 'connecting to NATS');
   let nc: NatsConnection;
   try {
     nc = await connect({

@@ -13,6 +13,7 @@ export {
   DEFAULT_MAX_PAYLOAD_BYTES,
   DEFAULT_PING_INTERVAL_MS,
   DEFAULT_RECONNECT_TIME_WAIT_MS,
+  withoutCredentials,
 } from './connection.js';
 export type { InferOptions, MeshClientOptions, MeshClientStats, MetadataOptions } from './mesh-client.js';
 export {
