@@ -145,7 +145,7 @@ export async function startFlMesh(baseBytes: Uint8Array): Promise<FlMesh> {
 
 /** Polls a run until it has ended (any state but `running`). */
 export function waitForRunEnd(admin: () => AdminApi, runId: string, timeoutMs: number): Promise<FlRunDetail> {
-  return waitForRunEnd(admin, runId, timeoutMs);
+  return waitForRun(admin, runId, (r) => r.state !== 'running', timeoutMs);
 }
 
 /** Polls a run until `done` holds for its record (or the time is up). */
