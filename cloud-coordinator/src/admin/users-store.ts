@@ -20,7 +20,7 @@ import {
   usersBucket,
 } from '@infermesh/protocols';
 import type { CreateUserRequest, CreateUserResponse, UserRecord, UserView } from '@infermesh/protocols';
-import { openRegistryKv } from '@infermesh/mesh-client';
+import { listKeys, openRegistryKv } from '@infermesh/mesh-client';
 import type { MeshConnection } from '@infermesh/mesh-client';
 import type { Principal } from './principal.js';
 import { mintToken, secretMatches } from './token-secrets.js';
@@ -142,7 +142,7 @@ export class UsersStore {
   async list(): Promise<UserView[]> {
     const kv = this.#bucket();
     const users: UserView[] = [];
-    for await (const key of await kv.keys()) {
+    for (const key of await listKeys(kv)) {
       const entry = await kv.get(key);
       const record = entry && entry.operation === 'PUT' ? parseUser(entry) : undefined;
       if (record) users.push(this.#view(record));

@@ -21,7 +21,7 @@ import {
   roundsBucket,
 } from '@infermesh/protocols';
 import type { FlRoundRecord, FlRoundSummary, FlRunDetail, FlRunRecord } from '@infermesh/protocols';
-import { openRegistryKv } from '@infermesh/mesh-client';
+import { listKeys, openRegistryKv } from '@infermesh/mesh-client';
 import type { MeshConnection } from '@infermesh/mesh-client';
 
 /** Attempts of one compare-and-set write before giving up (each re-reads the record). */
@@ -119,9 +119,8 @@ export class RunStore {
 
   /** Every run, oldest first. */
   async list(): Promise<FlRunRecord[]> {
-    const keys: string[] = [];
     // `run.*` matches run records only: their rounds (`run.<id>.round.<n>`) have more tokens.
-    for await (const key of await this.kv.keys('run.*')) keys.push(key);
+    const keys = await listKeys(this.kv, 'run.*');
     const records: FlRunRecord[] = [];
     for (const key of keys) {
       const found = await this.read(key.slice('run.'.length));

@@ -22,7 +22,7 @@ import type {
   EnrollmentTokenView,
   Labels,
 } from '@infermesh/protocols';
-import { openRegistryKv } from '@infermesh/mesh-client';
+import { listKeys, openRegistryKv } from '@infermesh/mesh-client';
 import type { MeshConnection } from '@infermesh/mesh-client';
 import { mintToken, secretMatches } from '../admin/token-secrets.js';
 
@@ -91,7 +91,7 @@ export class EnrollmentTokenStore {
   async list(): Promise<EnrollmentTokenView[]> {
     const kv = this.#bucket();
     const tokens: EnrollmentTokenView[] = [];
-    for await (const key of await kv.keys()) {
+    for (const key of await listKeys(kv)) {
       const entry = await kv.get(key);
       const record = entry && entry.operation === 'PUT' ? parseRecord(entry) : undefined;
       if (record) tokens.push(this.#view(record));

@@ -23,7 +23,7 @@ import {
   rolloutsBucket,
 } from '@infermesh/protocols';
 import type { Rollout, RolloutAgentChunk, RolloutEvent } from '@infermesh/protocols';
-import { openRegistryKv, registryUnavailable } from '@infermesh/mesh-client';
+import { listKeys, openRegistryKv, registryUnavailable } from '@infermesh/mesh-client';
 import type { MeshConnection } from '@infermesh/mesh-client';
 
 /** Attempts of one update before it gives up on conflicts. */
@@ -199,11 +199,7 @@ export class RolloutStore {
 
   /** Every rollout this version can read, newest first. */
   async list(): Promise<Rollout[]> {
-    const keys = await this.#call(async () => {
-      const found: string[] = [];
-      for await (const key of await this.kv.keys(rolloutKeyFilter())) found.push(key);
-      return found;
-    });
+    const keys = await this.#call(() => listKeys(this.kv, rolloutKeyFilter()));
     const rollouts: Rollout[] = [];
     for (const key of keys) {
       const entry = await this.#call(() => this.kv.get(key));

@@ -26,7 +26,7 @@ import {
 } from '@infermesh/protocols';
 import type { DesiredModel } from '@infermesh/protocols';
 import type { MeshConnection } from './connection.js';
-import { jetstreamCall, openRegistryKv, registryUnavailable } from './registry-buckets.js';
+import { jetstreamCall, listKeys, openRegistryKv, registryUnavailable } from './registry-buckets.js';
 import type { RegistryStoreOptions } from './registry-buckets.js';
 
 /** A change seen by {@link DesiredStateStore.watch}. */
@@ -206,11 +206,7 @@ export class DesiredStateStore {
   }
 
   async #keys(filter: string): Promise<string[]> {
-    return jetstreamCall('the desired-state bucket', async () => {
-      const keys: string[] = [];
-      for await (const key of await this.#kv.keys(filter)) keys.push(key);
-      return keys;
-    });
+    return jetstreamCall('the desired-state bucket', () => listKeys(this.#kv, filter));
   }
 
   #nudge(agentId: string): void {

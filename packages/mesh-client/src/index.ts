@@ -50,6 +50,7 @@ export type { WaitBounds } from './guard.js';
 export { abortError, bounded, boundedSleep, deadlineError } from './guard.js';
 export type { RegistryStoreOptions } from './registry-buckets.js';
 export {
+  listKeys,
   jetstreamCall,
   openRegistryKv,
   openRegistryObjectStore,

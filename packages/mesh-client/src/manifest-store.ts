@@ -22,7 +22,7 @@ import {
 } from '@infermesh/protocols';
 import type { ModelManifest } from '@infermesh/protocols';
 import type { MeshConnection } from './connection.js';
-import { jetstreamCall, openRegistryKv, registryUnavailable } from './registry-buckets.js';
+import { jetstreamCall, listKeys, openRegistryKv, registryUnavailable } from './registry-buckets.js';
 import type { RegistryStoreOptions } from './registry-buckets.js';
 
 /** A change seen by {@link ManifestStore.watch}. */
@@ -192,11 +192,7 @@ export class ManifestStore {
   }
 
   async #keys(filter: string): Promise<string[]> {
-    return jetstreamCall('the models bucket', async () => {
-      const keys: string[] = [];
-      for await (const key of await this.#kv.keys(filter)) keys.push(key);
-      return keys;
-    });
+    return jetstreamCall('the models bucket', () => listKeys(this.#kv, filter));
   }
 }
 

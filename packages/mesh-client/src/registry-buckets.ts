@@ -90,6 +90,16 @@ export async function openRegistryObjectStore(
   }
 }
 
+/**
+ * The keys of a KV bucket matching `filter` (all by default), each once. nats.js lists keys with an
+ * ordered consumer, so a key whose value is written during the listing can come back twice.
+ */
+export async function listKeys(kv: KV, filter?: string): Promise<string[]> {
+  const keys = new Set<string>();
+  for await (const key of await kv.keys(filter)) keys.add(key);
+  return [...keys];
+}
+
 /** Runs a JetStream call, turning failures that are not already coded into UNAVAILABLE. */
 export async function jetstreamCall<T>(what: string, call: () => Promise<T>): Promise<T> {
   try {
